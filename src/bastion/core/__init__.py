@@ -1,0 +1,41 @@
+"""Contracts every other package builds on: errors, the threat model, results, validation.
+
+This package imports no ML or web library, so anything can depend on it.
+"""
+
+from bastion.core.errors import (
+    AccessError,
+    BastionError,
+    BoundsError,
+    ConfigError,
+    LoadError,
+    NonFiniteError,
+    QueryBudgetExceeded,
+    RemoteModelError,
+    ShapeError,
+    UnsafeFileError,
+    ValidationError,
+)
+from bastion.core.results import AttackResult, Finding
+from bastion.core.threat_model import Access, Goal, Norm, Severity, ThreatModel
+
+__all__ = [
+    "Access",
+    "AccessError",
+    "AttackResult",
+    "BastionError",
+    "BoundsError",
+    "ConfigError",
+    "Finding",
+    "Goal",
+    "LoadError",
+    "NonFiniteError",
+    "Norm",
+    "QueryBudgetExceeded",
+    "RemoteModelError",
+    "Severity",
+    "ShapeError",
+    "ThreatModel",
+    "UnsafeFileError",
+    "ValidationError",
+]
