@@ -1,1 +1,21 @@
-"""Reserved for a later issue; see DESIGN.md."""
+"""Assessments: plans of probes run against a target, judged into findings."""
+
+from bastion.assessment.evasion import (
+    EvasionPlan,
+    evasion_findings,
+    run_evasion_sweep,
+    severity_for_drop,
+)
+from bastion.assessment.run import assess
+from bastion.assessment.targets import DEFAULT_MODEL, Target, resolve_target
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EvasionPlan",
+    "Target",
+    "assess",
+    "evasion_findings",
+    "resolve_target",
+    "run_evasion_sweep",
+    "severity_for_drop",
+]

@@ -3,6 +3,7 @@
 This package imports no ML or web library, so anything can depend on it.
 """
 
+from bastion.core.assessment import AssessmentResult, SweepPoint
 from bastion.core.errors import (
     AccessError,
     BastionError,
@@ -22,6 +23,7 @@ from bastion.core.threat_model import Access, Goal, Norm, Severity, ThreatModel
 __all__ = [
     "Access",
     "AccessError",
+    "AssessmentResult",
     "AttackResult",
     "BastionError",
     "BoundsError",
@@ -35,6 +37,7 @@ __all__ = [
     "RemoteModelError",
     "Severity",
     "ShapeError",
+    "SweepPoint",
     "ThreatModel",
     "UnsafeFileError",
     "ValidationError",

@@ -126,7 +126,9 @@ class Finding:
         clean = {str(k): check_number(f"metrics[{k!r}]", v) for k, v in metrics.items()}
         object.__setattr__(self, "metrics", MappingProxyType(clean))
         evidence = check_type("evidence", self.evidence, Mapping, "a mapping")
-        object.__setattr__(self, "evidence", MappingProxyType(_json_ready("evidence", dict(evidence))))
+        object.__setattr__(
+            self, "evidence", MappingProxyType(_json_ready("evidence", dict(evidence)))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view; `from_dict` reverses it."""
@@ -158,5 +160,3 @@ class Finding:
             evidence=data.get("evidence", {}),
             description=data.get("description", ""),
         )
-
-

@@ -33,12 +33,16 @@ def describe(name: str, value: Any) -> str:
     return f"{name}={text} (type={type(value).__name__})"
 
 
-def fail(name: str, expected: str, value: Any, *, error: type[ValidationError] = ValidationError) -> ValidationError:
+def fail(
+    name: str, expected: str, value: Any, *, error: type[ValidationError] = ValidationError
+) -> ValidationError:
     """Build (not raise) the uniform error for argument ``name``; callers ``raise fail(...)``."""
     return error(f"Expected {name} to be {expected}, but got {describe(name, value)}")
 
 
-def check_type(name: str, value: Any, types: type[T] | tuple[type, ...], expected: str | None = None) -> T:
+def check_type(
+    name: str, value: Any, types: type[T] | tuple[type, ...], expected: str | None = None
+) -> T:
     """Return ``value`` if it is an instance of ``types``; raise `ValidationError` otherwise."""
     if not isinstance(value, types):
         if expected is None:
@@ -81,10 +85,12 @@ def check_number(
     rng = _bounds_text(low, high, low_open, high_open)
     if rng:
         expected += " " + rng
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        # numpy and torch scalars expose __float__ and an ``item`` method; accept those too
-        if isinstance(value, bool) or not hasattr(value, "item") or not hasattr(value, "__float__"):
-            raise fail(name, expected, value)
+    # numpy and torch scalars expose __float__ and an ``item`` method; accept those too
+    is_real = isinstance(value, (int, float)) or (
+        hasattr(value, "item") and hasattr(value, "__float__")
+    )
+    if isinstance(value, bool) or not is_real:
+        raise fail(name, expected, value)
     number = float(value)
     if not math.isfinite(number):
         raise fail(name, expected, value)
@@ -101,9 +107,8 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
     rng = _bounds_text(low, high, False, False)
     if rng:
         expected += " " + rng
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, bool) or not hasattr(value, "__index__"):
-            raise fail(name, expected, value)
+    if isinstance(value, bool) or not (isinstance(value, int) or hasattr(value, "__index__")):
+        raise fail(name, expected, value)
     number = int(value)
     if (low is not None and number < low) or (high is not None and number > high):
         raise fail(name, expected, value)

@@ -115,10 +115,12 @@ class BaseModel(ABC):
     # --- public API ----------------------------------------------------------------------
     def _chunks(self, x: Any, fn: Any) -> torch.Tensor:
         batch = as_batch(x, self.input_shape, allow_single=False)
+        # Charge the whole call up front: a call the budget cannot cover makes no query at all,
+        # rather than answering some chunks and then failing.
+        self.counter.charge(batch.shape[0])
         outs = []
         for start in range(0, batch.shape[0], self.batch_size):
             chunk = batch[start : start + self.batch_size]
-            self.counter.charge(chunk.shape[0])
             with torch.no_grad():
                 outs.append(fn(chunk).detach().cpu())
         return torch.cat(outs)

@@ -59,7 +59,9 @@ def as_batch(
         raise ShapeError(f"Expected {name} to hold at least one sample, but got an empty batch")
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).flatten(1).any(1).sum())
-        raise NonFiniteError(f"Expected {name} to be finite, but {bad} sample(s) hold NaN or infinity")
+        raise NonFiniteError(
+            f"Expected {name} to be finite, but {bad} sample(s) hold NaN or infinity"
+        )
     return tensor
 
 
@@ -69,12 +71,18 @@ def as_labels(y: Any, n: int, num_classes: int, *, name: str = "y") -> torch.Ten
         if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise ValidationError(f"Expected {name} to hold integer class labels, but got dtype={y.dtype}")
+            raise ValidationError(
+                f"Expected {name} to hold integer class labels, but got dtype={y.dtype}"
+            )
     if isinstance(y, torch.Tensor) and (y.is_floating_point() or y.is_complex()):
-        raise ValidationError(f"Expected {name} to hold integer class labels, but got dtype={y.dtype}")
+        raise ValidationError(
+            f"Expected {name} to hold integer class labels, but got dtype={y.dtype}"
+        )
     labels = _to_tensor(name, y, torch.int64)
     if labels.dim() != 1 or labels.shape[0] != n:
-        raise ShapeError(f"Expected {name} to have shape ({n},), but got shape {tuple(labels.shape)}")
+        raise ShapeError(
+            f"Expected {name} to have shape ({n},), but got shape {tuple(labels.shape)}"
+        )
     if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValidationError(
             f"Expected {name} to hold labels in [0, {num_classes - 1}], "
@@ -84,7 +92,7 @@ def as_labels(y: Any, n: int, num_classes: int, *, name: str = "y") -> torch.Ten
 
 
 def check_in_bounds(x: torch.Tensor, bounds: tuple[float, float], *, name: str = "x") -> None:
-    """Raise `BoundsError` if any value of ``x`` lies outside ``bounds`` (with a small tolerance)."""
+    """Raise `BoundsError` if a value of ``x`` lies outside ``bounds`` (with a small tolerance)."""
     low, high = bounds
     lo, hi = float(x.min()), float(x.max())
     if lo < low - BOUNDS_TOLERANCE or hi > high + BOUNDS_TOLERANCE:

@@ -11,11 +11,31 @@ from torch import nn
 
 from bastion.core.errors import ValidationError
 from bastion.core.threat_model import Access
-from bastion.core.validation import check_number, check_type, fail
+from bastion.core.validation import check_type, fail
+from bastion.models._common import channel_stat, normalize
 from bastion.models.base import BaseModel
 from bastion.models.counter import QueryCounter
 
-__all__ = ["TorchModel"]
+__all__ = ["TorchModel", "eval_mode"]
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode inside the block, then restore every submodule's own mode.
+
+    Restoring per submodule matters: a model in train mode with a frozen (eval-mode)
+    batch-norm must come back exactly so, not with everything switched to train.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    if not any(training for _, training in modes):
+        yield
+        return
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 class TorchModel(BaseModel):
@@ -74,27 +94,23 @@ class TorchModel(BaseModel):
             counter=counter,
         )
         self.device = dev
-        self._mean = self._channel_stat("mean", mean, dev)
-        self._std = self._channel_stat("std", std, dev)
-        if self._std is not None and bool((self._std <= 0).any()):
-            raise fail("std", "positive numbers", std)
+        stat = channel_stat("mean", mean, self.input_shape)
+        self._mean = None if stat is None else stat.to(dev)
+        stat = channel_stat("std", std, self.input_shape, positive=True)
+        self._std = None if stat is None else stat.to(dev)
 
     @staticmethod
     def _infer_classes(module: nn.Module, shape: Any, device: torch.device) -> int:
         if not isinstance(shape, tuple) or not all(isinstance(d, int) and d > 0 for d in shape):
             raise fail("input_shape", "a non-empty tuple of positive ints", shape)
-        was_training = module.training
-        module.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(module), torch.no_grad():
                 out = module(torch.zeros((1, *shape), device=device))
         except Exception as exc:
             raise ValidationError(
                 f"The module failed on an input of shape (1, {', '.join(map(str, shape))}): {exc}; "
                 "check input_shape"
             ) from exc
-        finally:
-            module.train(was_training)
         if not isinstance(out, torch.Tensor) or out.dim() != 2:
             raise ValidationError(
                 "Expected the module to return logits of shape (n, num_classes), but it returned "
@@ -102,36 +118,9 @@ class TorchModel(BaseModel):
             )
         return int(out.shape[1])
 
-    def _channel_stat(
-        self, name: str, value: float | Sequence[float] | None, device: torch.device
-    ) -> torch.Tensor | None:
-        if value is None:
-            return None
-        values = [value] if isinstance(value, (int, float)) else list(value)
-        numbers = [check_number(f"{name}[{i}]", v) for i, v in enumerate(values)]
-        channels = self.input_shape[0]
-        if len(numbers) not in (1, channels):
-            raise fail(name, f"a number or {channels} numbers (one per channel)", value)
-        stat = torch.tensor(numbers, dtype=torch.float32, device=device)
-        return stat.view(-1, *([1] * (len(self.input_shape) - 1)))
-
-    @contextmanager
-    def _eval(self) -> Iterator[None]:
-        was_training = self.module.training
-        if was_training:
-            self.module.eval()
-        try:
-            yield
-        finally:
-            if was_training:
-                self.module.train(True)
-
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._mean is not None:
-            x = x - self._mean
-        if self._std is not None:
-            x = x / self._std
-        with self._eval():
+        x = normalize(x, self._mean, self._std)
+        with eval_mode(self.module):
             return self.module(x)  # type: ignore[no-any-return]
 
     def _scores_batch(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,32 @@
+# bastion: `make demo` runs an assessment on the embedded default; `make test` runs every check.
+# Both create .venv on first use (scripts/bootstrap.sh).
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint typecheck unit bench bootstrap clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	$(BIN)/bastion assess --out report
+
+lint: bootstrap
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: bootstrap
+	$(BIN)/mypy
+
+unit: bootstrap
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+bench: bootstrap
+	@bash scripts/bench-deps.sh
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf report .pytest_cache .mypy_cache .ruff_cache
