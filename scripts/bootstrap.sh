@@ -13,7 +13,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$VENV/bin/python"
 fi
 echo "bootstrap: creating $VENV (one time)" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+# This machine's pip configuration names local mirrors that warn for every package they lack.
+pip() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
 # The CPU wheel of this version lies on the machine's disk; elsewhere the range will do.
 pip install "torch==2.13.0" 2>/dev/null || pip install "torch>=2.3"
 pip install -e ".[dev,onnx]"

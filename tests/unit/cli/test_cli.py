@@ -106,3 +106,68 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "no such model file" in out.stderr
+
+
+def test_torch_factory_with_safetensors_weights_end_to_end(
+    tmp_path: Path, zoo_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model package.module:fn --weights file.safetensors, on an embedded data set."""
+    from safetensors.torch import save_file
+
+    from bastion.data import load_zoo_model
+
+    entry = load_zoo_model("digits-cnn", cache_dir=zoo_cache)
+    save_file(entry.model.state_dict(), str(tmp_path / "cnn.safetensors"))
+    (tmp_path / "mynets.py").write_text(
+        "import torch\nfrom bastion.data import DigitsCNN\n\n"
+        "class Normalised(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.net = DigitsCNN()\n"
+        f"    def forward(self, x):\n        return self.net((x - {entry.mean[0]}) / {entry.std[0]})\n\n"
+        "def build():\n    return Normalised()\n"
+    )
+    weights = tmp_path / "wrapped.safetensors"
+    save_file({f"net.{k}": v for k, v in entry.model.state_dict().items()}, str(weights))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "assess",
+            "--model",
+            "mynets:build",
+            "--weights",
+            str(weights),
+            "--data",
+            "digits",
+            "--out",
+            str(out),
+            *FAST,
+            "--attacks",
+            "pgd-linf",
+        ]
+    )
+    assert code == 0
+    data = json.loads((out / "findings.json").read_text())
+    assert data["target"]["model"] == "mynets:build"
+    assert data["sweep"][0]["clean_accuracy"] > 0.9  # the weights really were loaded
+
+
+def test_pickled_model_needs_trust_pickle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    from bastion.data import load_embedded
+
+    data = load_embedded("breast-cancer")
+    path = tmp_path / "clf.pkl"
+    path.write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(data.x, data.y)))
+    args = ["assess", "--model", str(path), "--data", "breast-cancer", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    _one_line_error(capsys, "--trust-pickle")
+    # With consent it loads; a scores-only model gets no gradient attack, and says so.
+    assert main([*args, "--trust-pickle"]) == 0
+    assert "Skipped" in capsys.readouterr().out
