@@ -19,5 +19,5 @@ pip() {
 }
 # The CPU wheel of this version lies on the machine's disk; elsewhere the range will do.
 pip install "torch==2.13.0" 2>/dev/null || pip install "torch>=2.3"
-pip install -e ".[dev,onnx]"
+pip install -e ".[dev,onnx,gateway]"
 echo "$want" > "$stamp"

@@ -117,18 +117,11 @@ def test_torch_factory_with_safetensors_weights_end_to_end(
     from bastion.data import load_zoo_model
 
     entry = load_zoo_model("digits-cnn", cache_dir=zoo_cache)
-    save_file(entry.model.state_dict(), str(tmp_path / "cnn.safetensors"))
+    weights = tmp_path / "cnn.safetensors"
+    save_file(entry.model.state_dict(), str(weights))
     (tmp_path / "mynets.py").write_text(
-        "import torch\nfrom bastion.data import DigitsCNN\n\n"
-        "class Normalised(torch.nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.net = DigitsCNN()\n"
-        f"    def forward(self, x):\n        return self.net((x - {entry.mean[0]}) / {entry.std[0]})\n\n"
-        "def build():\n    return Normalised()\n"
+        "from bastion.data import DigitsCNN\n\ndef build():\n    return DigitsCNN()\n"
     )
-    weights = tmp_path / "wrapped.safetensors"
-    save_file({f"net.{k}": v for k, v in entry.model.state_dict().items()}, str(weights))
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "out"
     code = main(
