@@ -206,3 +206,16 @@ def _print_summary(result: Any) -> None:
     for f in sorted(result.findings, key=lambda f: -f.severity.rank):
         style = _SEVERITY_STYLE[f.severity.value]
         console.print(f"[{style}]{f.severity.value:>8}[/]  {f.title}", highlight=False)
+
+
+def _register_commands() -> None:
+    """Command groups that live in their own modules, each with ``register(app)``."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+#: Modules under bastion.cli that add commands; each defines ``register(app: typer.Typer)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+_register_commands()
