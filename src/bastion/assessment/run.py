@@ -51,7 +51,7 @@ def assess(
         seconds=time.perf_counter() - started,
         metadata={
             "bastion_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "machine": platform.machine(),

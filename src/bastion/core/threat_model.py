@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
-from bastion.core.validation import check_bool, check_choice, check_number, fail
+from bastion.core.validation import check_bool, check_bounds, check_choice, check_number, fail
 
 __all__ = ["Access", "Goal", "Norm", "Severity", "ThreatModel"]
 
 
-class Access(str, enum.Enum):
+class _Parsable(enum.StrEnum):
+    """A string enum whose `parse` accepts a member or its value, with the uniform error."""
+
+    @classmethod
+    def parse(cls, value: Any, name: str | None = None) -> Self:
+        """Turn a member's value (or a member) into the member; name the argument in errors."""
+        if isinstance(value, cls):
+            return value
+        check_choice(name or cls._arg_name(), value, [m.value for m in cls])
+        return cls(value)
+
+    @classmethod
+    def _arg_name(cls) -> str:
+        return cls.__name__.lower()
+
+
+class Access(_Parsable):
     """What a model answers with, from least to most revealing.
 
     An attacker who can read ``scores`` can also read labels; one with ``gradients`` can do both.
@@ -30,35 +46,19 @@ class Access(str, enum.Enum):
         """True when this access level includes ``needed``."""
         return self.rank >= Access.parse(needed).rank
 
-    @classmethod
-    def parse(cls, value: Any, name: str = "access") -> Access:
-        """Turn ``"labels"``/``"scores"``/``"gradients"`` (or an `Access`) into an `Access`."""
-        if isinstance(value, Access):
-            return value
-        check_choice(name, value, [a.value for a in cls])
-        return cls(value)
-
 
 _ACCESS_ORDER = (Access.LABELS, Access.SCORES, Access.GRADIENTS)
 
 
-class Norm(str, enum.Enum):
+class Norm(_Parsable):
     """The distance in which a perturbation is measured."""
 
     LINF = "linf"
     L2 = "l2"
     L0 = "l0"
 
-    @classmethod
-    def parse(cls, value: Any, name: str = "norm") -> Norm:
-        """Turn ``"linf"``/``"l2"``/``"l0"`` (or a `Norm`) into a `Norm`."""
-        if isinstance(value, Norm):
-            return value
-        check_choice(name, value, [n.value for n in cls])
-        return cls(value)
 
-
-class Goal(str, enum.Enum):
+class Goal(_Parsable):
     """The five attacker goals, each against one security property."""
 
     DISRUPTION = "disruption"  # availability of the system
@@ -67,16 +67,8 @@ class Goal(str, enum.Enum):
     DISCLOSURE = "disclosure"  # confidentiality of the training data
     ESPIONAGE = "espionage"  # confidentiality of the model
 
-    @classmethod
-    def parse(cls, value: Any, name: str = "goal") -> Goal:
-        """Turn a goal's name (or a `Goal`) into a `Goal`."""
-        if isinstance(value, Goal):
-            return value
-        check_choice(name, value, [g.value for g in cls])
-        return cls(value)
 
-
-class Severity(str, enum.Enum):
+class Severity(_Parsable):
     """How bad a finding is; ordered from ``info`` to ``critical``."""
 
     INFO = "info"
@@ -89,14 +81,6 @@ class Severity(str, enum.Enum):
     def rank(self) -> int:
         """0 for info up to 4 for critical."""
         return list(Severity).index(self)
-
-    @classmethod
-    def parse(cls, value: Any, name: str = "severity") -> Severity:
-        """Turn a severity's name (or a `Severity`) into a `Severity`."""
-        if isinstance(value, Severity):
-            return value
-        check_choice(name, value, [s.value for s in cls])
-        return cls(value)
 
 
 @dataclass(frozen=True)
@@ -125,14 +109,7 @@ class ThreatModel:
         if self.norm is Norm.L0 and eps != int(eps):
             raise fail("epsilon", "a whole number of features for the l0 norm", self.epsilon)
         object.__setattr__(self, "epsilon", eps)
-        bounds = self.bounds
-        if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-            raise fail("bounds", "a pair (low, high)", bounds)
-        low = check_number("bounds[0]", bounds[0])
-        high = check_number("bounds[1]", bounds[1])
-        if not low < high:
-            raise fail("bounds", "a pair (low, high) with low < high", bounds)
-        object.__setattr__(self, "bounds", (low, high))
+        object.__setattr__(self, "bounds", check_bounds("bounds", self.bounds))
         check_bool("targeted", self.targeted)
 
     def to_dict(self) -> dict[str, Any]:

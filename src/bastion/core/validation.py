@@ -14,6 +14,7 @@ from bastion.core.errors import ValidationError
 
 __all__ = [
     "check_bool",
+    "check_bounds",
     "check_choice",
     "check_int",
     "check_number",
@@ -122,3 +123,14 @@ def check_choice(name: str, value: Any, choices: Collection[T] | Iterable[T]) ->
         listed = ", ".join(repr(c) for c in options)
         raise fail(name, f"one of {listed}", value)
     return value  # type: ignore[no-any-return]
+
+
+def check_bounds(name: str, bounds: Any) -> tuple[float, float]:
+    """Return ``bounds`` as a pair of finite floats ``(low, high)`` with ``low < high``."""
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise fail(name, "a pair (low, high)", bounds)
+    low = check_number(f"{name}[0]", bounds[0])
+    high = check_number(f"{name}[1]", bounds[1])
+    if not low < high:
+        raise fail(name, "a pair (low, high) with low < high", bounds)
+    return (low, high)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bastion.core.errors import BoundsError, NonFiniteError, ShapeError, ValidationError
-from bastion.core.validation import check_number, describe, fail
+from bastion.core.validation import check_bounds, describe
 
 __all__ = [
     "BOUNDS_TOLERANCE",
@@ -59,17 +59,6 @@ def _check_numeric(name: str, arr: np.ndarray, what: str) -> None:
         kinds = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes"}
         got = kinds.get(arr.dtype.kind, f"dtype={arr.dtype}")
         raise ValidationError(f"Expected {name} to hold {what}, but got {got} (dtype={arr.dtype})")
-
-
-def check_bounds(name: str, bounds: Any) -> tuple[float, float]:
-    """Return ``bounds`` as a pair of finite floats ``(low, high)`` with ``low < high``."""
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise fail(name, "a pair (low, high)", bounds)
-    low = check_number(f"{name}[0]", bounds[0])
-    high = check_number(f"{name}[1]", bounds[1])
-    if not low < high:
-        raise fail(name, "a pair (low, high) with low < high", bounds)
-    return (low, high)
 
 
 def infer_bounds(x: np.ndarray) -> tuple[float, float]:

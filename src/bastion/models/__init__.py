@@ -4,7 +4,7 @@
 import them when a model is built.
 """
 
-from bastion.models.base import BaseModel, Model, RestrictedModel, check_bounds
+from bastion.models.base import BaseModel, Model, RestrictedModel, require_access
 from bastion.models.counter import QueryCounter
 from bastion.models.loading import load_model
 from bastion.models.onnx_model import OnnxModel
@@ -24,8 +24,8 @@ __all__ = [
     "TorchModel",
     "as_batch",
     "as_labels",
-    "check_bounds",
     "check_in_bounds",
     "eval_mode",
+    "require_access",
     "load_model",
 ]

@@ -13,11 +13,11 @@ import torch
 
 from bastion.core.errors import AccessError, ValidationError
 from bastion.core.threat_model import Access
-from bastion.core.validation import check_int, check_number, fail
+from bastion.core.validation import check_bounds, check_int, fail
 from bastion.models.counter import QueryCounter
 from bastion.models.tensors import as_batch
 
-__all__ = ["BaseModel", "Model", "RestrictedModel", "check_bounds"]
+__all__ = ["BaseModel", "Model", "RestrictedModel", "require_access"]
 
 
 @runtime_checkable
@@ -59,15 +59,12 @@ class Model(Protocol):
         ...
 
 
-def check_bounds(bounds: Any) -> tuple[float, float]:
-    """Validate an input range ``(low, high)`` with ``low < high``."""
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise fail("bounds", "a pair (low, high)", bounds)
-    low = check_number("bounds[0]", bounds[0])
-    high = check_number("bounds[1]", bounds[1])
-    if not low < high:
-        raise fail("bounds", "a pair (low, high) with low < high", bounds)
-    return (low, high)
+def require_access(granted: Access, needed: Access, what: str) -> None:
+    """Raise `AccessError` naming ``what`` and the access it needs unless ``granted`` covers it."""
+    if not granted.grants(needed):
+        raise AccessError(
+            f"{what} needs '{needed.value}' access, but this model grants only '{granted.value}'"
+        )
 
 
 class BaseModel(ABC):
@@ -97,7 +94,7 @@ class BaseModel(ABC):
             check_int(f"input_shape[{i}]", d, low=1) for i, d in enumerate(input_shape)
         )
         self.num_classes = check_int("num_classes", num_classes, low=2)
-        self.bounds = check_bounds(bounds)
+        self.bounds = check_bounds("bounds", bounds)
         self.batch_size = check_int("batch_size", batch_size, low=1)
         if counter is not None and budget is not None:
             raise ValidationError("Expected either budget or counter, not both")
@@ -144,11 +141,7 @@ class BaseModel(ABC):
         return RestrictedModel(self, access)
 
     def _require(self, needed: Access, what: str) -> None:
-        if not self.access.grants(needed):
-            raise AccessError(
-                f"{what} needs '{needed.value}' access, but this model grants only "
-                f"'{self.access.value}'"
-            )
+        require_access(self.access, needed, what)
 
     def __repr__(self) -> str:
         return (
@@ -181,11 +174,7 @@ class RestrictedModel:
         self.scores_are_probabilities = getattr(inner, "scores_are_probabilities", False)
 
     def _require(self, needed: Access, what: str) -> None:
-        if not self.access.grants(needed):
-            raise AccessError(
-                f"{what} needs '{needed.value}' access, but this model grants only "
-                f"'{self.access.value}'"
-            )
+        require_access(self.access, needed, what)
 
     def labels(self, x: Any) -> torch.Tensor:
         """Predicted class index per sample."""

@@ -1,7 +1,14 @@
 import pytest
 
 from bastion.core import ValidationError
-from bastion.core.validation import check_bool, check_choice, check_int, check_number, describe
+from bastion.core.validation import (
+    check_bool,
+    check_bounds,
+    check_choice,
+    check_int,
+    check_number,
+    describe,
+)
 
 
 def test_check_number_accepts_in_range_and_returns_float() -> None:
@@ -71,3 +78,10 @@ def test_validation_survives_python_optimize_flag() -> None:
         [sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("raised Expected epsilon")
+
+
+def test_check_bounds_returns_floats_and_refuses_bad_pairs() -> None:
+    assert check_bounds("bounds", [0, 255]) == (0.0, 255.0)
+    for bad in ((0.0, float("nan")), (1, 1), (0,), "0,1"):
+        with pytest.raises(ValidationError, match="bounds"):
+            check_bounds("bounds", bad)

@@ -7,7 +7,7 @@ import torch
 
 from bastion.core.errors import AccessError, QueryBudgetExceeded, ValidationError
 from bastion.core.threat_model import Access
-from bastion.models import BaseModel, Model, QueryCounter, RestrictedModel, check_bounds
+from bastion.models import BaseModel, Model, QueryCounter, RestrictedModel
 
 
 class Sum(BaseModel):
@@ -64,12 +64,6 @@ def test_invalid_input_charges_nothing() -> None:
 def test_init_validation(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Sum(**kwargs)
-
-
-def test_check_bounds() -> None:
-    assert check_bounds([0, 255]) == (0.0, 255.0)
-    with pytest.raises(ValidationError):
-        check_bounds((0.0, float("nan")))
 
 
 def test_logits_refused_without_gradients() -> None:
