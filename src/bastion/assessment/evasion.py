@@ -196,7 +196,7 @@ def evasion_findings(points: Sequence[SweepPoint], plan: EvasionPlan) -> list[Fi
             "seconds": ref.seconds,
         }
         if effective is not None:
-            metrics["epsilon_halving_accuracy"] = effective
+            metrics["epsilon_at_half_accuracy"] = effective
         findings.append(
             Finding(
                 id=f"evasion.{attack_id}",
