@@ -13,6 +13,7 @@ PACKAGES = [
     "bastion.reports",
     "bastion.assessment",
     "bastion.testing",
+    "bastion.supply_chain",
 ]
 
 
