@@ -8,3 +8,5 @@ pip() {
 }
 pip install -e ".[bench]"
 pip install --no-deps "torchattacks>=3.5"
+# The model-file scanners bastion is compared with; their optional ML extras are not needed.
+pip install --no-deps picklescan modelscan fickling tomlkit

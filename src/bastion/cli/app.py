@@ -217,5 +217,9 @@ def _register_commands() -> None:
 
 
 #: Modules under bastion.cli that add commands; each defines ``register(app: typer.Typer)``.
-COMMAND_MODULES: tuple[str, ...] = ("bastion.cli.audit", "bastion.cli.manifest")
+COMMAND_MODULES: tuple[str, ...] = (
+    "bastion.cli.scan",
+    "bastion.cli.audit",
+    "bastion.cli.manifest",
+)
 _register_commands()

@@ -24,6 +24,16 @@ from bastion.supply_chain.manifest import (
     load_public_key,
     verify_manifest,
 )
+from bastion.supply_chain.scan import (
+    OutputFormat,
+    ScanError,
+    ScanIssue,
+    ScanReport,
+    Verdict,
+    render,
+    scan_file,
+    scan_paths,
+)
 
 __all__ = [
     "AdvisoryDatabase",
@@ -31,6 +41,11 @@ __all__ = [
     "AuditReport",
     "ManifestProblem",
     "ManifestVerification",
+    "OutputFormat",
+    "ScanError",
+    "ScanIssue",
+    "ScanReport",
+    "Verdict",
     "Vulnerability",
     "audit",
     "create_manifest",
@@ -40,6 +55,9 @@ __all__ = [
     "load_database",
     "load_private_key",
     "load_public_key",
+    "render",
+    "scan_file",
+    "scan_paths",
     "scan_source",
     "update_database",
     "verify_manifest",

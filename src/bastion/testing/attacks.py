@@ -112,7 +112,8 @@ def check_attack(attack: Attack, model: Model, x: torch.Tensor, y: torch.Tensor)
         )
     if float(result.x_adv.min()) < low - _TOL or float(result.x_adv.max()) > high + _TOL:
         raise ConformanceError("x_adv leaves the input bounds")
-    if float(result.norms.max()) > attack.epsilon * (1 + 1e-4) + _TOL:
+    limit = attack.epsilon * (1 + 1e-4) + _TOL
+    if float(result.norms.max()) > limit:
         raise ConformanceError(
             f"a perturbation of size {float(result.norms.max()):g} "
             f"exceeds epsilon={attack.epsilon:g}"
@@ -133,15 +134,24 @@ def check_attack(attack: Attack, model: Model, x: torch.Tensor, y: torch.Tensor)
     if not torch.equal(torch.get_rng_state(), rng):
         raise ConformanceError("the attack consumed the global torch RNG")
 
-    # Budget: a counter with too little budget stops the attack with QueryBudgetExceeded.
+    # Budget: with too little budget the attack either raises QueryBudgetExceeded or returns
+    # a clean partial result that stayed within the budget and says how many queries it used.
     original = model.counter
+    short = max(result.queries - 1, 0)
     try:
-        model.counter = QueryCounter(budget=max(result.queries - 1, 0))
-        _expect(
-            QueryBudgetExceeded,
-            "a query budget below what the attack needs",
-            lambda: attack(model, x, y),
-        )
+        model.counter = QueryCounter(budget=short)
+        try:
+            partial = attack(model, x, y)
+        except QueryBudgetExceeded:
+            pass
+        else:
+            if partial.queries != model.counter.count or partial.queries > short:
+                raise ConformanceError(
+                    f"with a budget of {short} the attack reported {partial.queries} queries, "
+                    f"the counter saw {model.counter.count}"
+                )
+            if partial.x_adv.shape != x.shape or float(partial.norms.max()) > limit:
+                raise ConformanceError("a partial result broke the shape or the epsilon budget")
     finally:
         model.counter = original
     return result

@@ -63,7 +63,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], fragment: str) -> None:
     [
         (["--model", "missing.pt"], "no such model file: missing.pt"),
         (["--epsilons", "a,b"], "--epsilons"),
-        (["--attacks", "cw-l2"], "attack"),
+        (["--attacks", "no-such-attack"], "attack"),
         (["--fail-on", "urgent"], "--fail-on"),
         (["--model", "zoo:nope"], "zoo:NAME"),
         (["--bounds", "0"], "--bounds"),
