@@ -14,6 +14,8 @@ PACKAGES = [
     "bastion.assessment",
     "bastion.testing",
     "bastion.supply_chain",
+    "bastion.defenses.guards",
+    "bastion.gateway",
 ]
 
 

@@ -221,5 +221,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bastion.cli.scan",
     "bastion.cli.audit",
     "bastion.cli.manifest",
+    "bastion.cli.serve",
 )
 _register_commands()

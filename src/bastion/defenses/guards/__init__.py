@@ -1,0 +1,31 @@
+"""Runtime guards: checks on each prediction request, usable with or without the gateway.
+
+Each guard answers a `Query` with a `Verdict` whose `Action` (record, flag, slow, block) is
+configured per guard. Guards import only `bastion.core` and `bastion.models`.
+"""
+
+from bastion.defenses.guards.blacklight import BlacklightGuard
+from bastion.defenses.guards.boundary import BoundaryGuard, top2_margin
+from bastion.defenses.guards.interface import Action, Guard, Query, Verdict, strongest
+from bastion.defenses.guards.neighbours import NearestNeighbourGuard
+from bastion.defenses.guards.output import OUTPUT_MODES, OutputPolicy
+from bastion.defenses.guards.ratelimit import RateLimitGuard, client_address
+from bastion.defenses.guards.validation import InputGuard, json_depth
+
+__all__ = [
+    "OUTPUT_MODES",
+    "Action",
+    "BlacklightGuard",
+    "BoundaryGuard",
+    "Guard",
+    "InputGuard",
+    "NearestNeighbourGuard",
+    "OutputPolicy",
+    "Query",
+    "RateLimitGuard",
+    "Verdict",
+    "client_address",
+    "json_depth",
+    "strongest",
+    "top2_margin",
+]

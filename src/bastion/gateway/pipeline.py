@@ -1,0 +1,202 @@
+"""The guard pipeline the gateway runs per prediction, free of any web framework.
+
+Order: input validation, rate limits (charged per sample), the query-attack detectors that
+look at the input (Blacklight, nearest neighbours), the model, the guards that look at its
+answer (boundary proximity), output hardening. A request refused at any step never reaches
+the model (or, for an answer-side block, its answer is withheld). Guard state and the model
+are shared by all requests, so the pipeline runs under one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bastion.core.errors import ConfigError
+from bastion.core.threat_model import Access
+from bastion.defenses.guards import (
+    Action,
+    BlacklightGuard,
+    BoundaryGuard,
+    Guard,
+    InputGuard,
+    NearestNeighbourGuard,
+    OutputPolicy,
+    Query,
+    RateLimitGuard,
+    Verdict,
+    strongest,
+)
+from bastion.gateway.loader import Served
+from bastion.gateway.settings import GatewaySettings
+
+__all__ = ["DETECTORS", "Outcome", "Pipeline"]
+
+#: Guards whose firing goes to the review queue (validation and rate limits do not).
+DETECTORS = ("blacklight", "nearest-neighbour", "boundary")
+
+_STAGE_STATUS = {"size": 413, "json": 400, "content": 422}
+
+
+@dataclass
+class Outcome:
+    """What the pipeline decided about one prediction request.
+
+    Attributes:
+        status: the HTTP status to answer with.
+        verdicts: every guard's verdict, in the order they ran.
+        predictions: the hardened answers (empty unless the model answered and it is shown).
+        error: the message for a refused request.
+        samples: how many samples the request held (0 when it did not parse).
+        reached_model: True when the model was queried.
+        retry_after: seconds to wait, for a 429.
+        slow: seconds the answer should be delayed (the 'slow' action).
+    """
+
+    status: int = 200
+    verdicts: list[Verdict] = field(default_factory=list)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    samples: int = 0
+    reached_model: bool = False
+    retry_after: int = 0
+    slow: float = 0.0
+
+    @property
+    def action(self) -> Action:
+        """The strongest action any guard asked for."""
+        return strongest(self.verdicts)
+
+
+class Pipeline:
+    """Build the guards from settings and run them around the served model."""
+
+    def __init__(self, settings: GatewaySettings, served: Served) -> None:
+        cfg = settings.guards
+        model = served.model
+        self.model = model
+        self.settings = settings
+        self.input_guard = InputGuard(
+            input_shape=model.input_shape,
+            bounds=model.bounds,
+            max_batch=cfg.max_batch,
+            max_body_bytes=cfg.max_body_bytes,
+            max_depth=cfg.max_depth,
+        )
+        self.rate_guards = [
+            RateLimitGuard(
+                limit=cfg.rate_limit_identity, per="identity", storage_uri=cfg.rate_limit_storage
+            ),
+            RateLimitGuard(
+                limit=cfg.rate_limit_address, per="address", storage_uri=cfg.rate_limit_storage
+            ),
+        ]
+        self.input_detectors: list[Guard] = []
+        self.answer_detectors: list[Guard] = []
+        pixels = 1
+        for d in model.input_shape:
+            pixels *= d
+        if cfg.blacklight:
+            salt = None if settings.secret is None else settings.secret.get_secret_value().encode()
+            self.input_detectors.append(
+                BlacklightGuard.for_input_size(
+                    pixels, bounds=model.bounds, salt=salt, action=cfg.blacklight_action
+                )
+            )
+        calibration = served.calibration
+        if cfg.nearest_neighbour:
+            knn = NearestNeighbourGuard(
+                k=cfg.nearest_neighbour_k, action=cfg.nearest_neighbour_action
+            )
+            if cfg.nearest_neighbour_threshold is not None:
+                knn.threshold = cfg.nearest_neighbour_threshold
+            elif calibration is not None:
+                knn.calibrate(calibration[:5000], fpr=cfg.nearest_neighbour_fpr)
+            else:
+                raise ConfigError(
+                    "Expected calibration_data or guards.nearest_neighbour_threshold for the "
+                    "nearest-neighbour guard, or guards.nearest_neighbour = false"
+                )
+            self.input_detectors.append(knn)
+        self.grants_scores = model.access.grants(Access.SCORES)
+        if cfg.boundary and self.grants_scores:
+            boundary = BoundaryGuard(action=cfg.boundary_action)
+            if cfg.boundary_near_margin is not None:
+                boundary.near_margin = cfg.boundary_near_margin
+            elif calibration is not None:
+                boundary.calibrate(model.scores(calibration[:5000]))
+            else:
+                raise ConfigError(
+                    "Expected calibration_data or guards.boundary_near_margin for the boundary "
+                    "guard, or guards.boundary = false"
+                )
+            self.answer_detectors.append(boundary)
+        self.outputs = {
+            role: OutputPolicy(mode=o.mode, k=o.k, decimals=o.decimals)
+            for role, o in settings.outputs.items()
+        }
+        self._lock = threading.Lock()
+
+    @property
+    def guards(self) -> list[Guard]:
+        """Every guard, in the order they run."""
+        return [
+            self.input_guard,
+            *self.rate_guards,
+            *self.input_detectors,
+            *self.answer_detectors,
+        ]
+
+    def limit_address(self, address: str) -> Verdict:
+        """Charge one request to ``address`` alone (for requests refused before a key is known)."""
+        with self._lock:
+            return self.rate_guards[1].check(Query(identity="", address=address))
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grants_scores:
+            return self.model.scores(x)
+        labels = self.model.labels(x)
+        return torch.nn.functional.one_hot(labels, self.model.num_classes).to(torch.float32)
+
+    def predict(self, identity: str, address: str, role: str, body: bytes) -> Outcome:
+        """Run every guard and, if none refuses, the model; never raises for bad input."""
+        out = Outcome()
+        with self._lock:
+            verdict, batch = self.input_guard.inspect(body)
+            out.verdicts.append(verdict)
+            query = Query(identity=identity, address=address, x=batch)
+            rate = [g.check(query) for g in self.rate_guards]
+            out.verdicts.extend(rate)
+            limited = [v for v in rate if v.action is Action.BLOCK]
+            if limited:
+                out.status = 429
+                out.error = f"rate limit exceeded: {limited[0].reason}"
+                out.retry_after = max(int(v.evidence.get("retry_after", 1)) for v in limited)
+                return out
+            if batch is None:
+                out.status = _STAGE_STATUS.get(str(verdict.evidence.get("stage")), 422)
+                out.error = verdict.reason
+                return out
+            out.samples = int(batch.shape[0])
+            out.verdicts.extend(g.check(query) for g in self.input_detectors)
+            if out.action is Action.BLOCK:
+                out.status = 403
+                out.error = "request refused: it matches a query-attack pattern"
+                return out
+            scores = self._scores(batch)
+            out.reached_model = True
+            answered = Query(identity=identity, address=address, x=batch, scores=scores)
+            out.verdicts.extend(g.check(answered) for g in self.answer_detectors)
+        final = strongest(out.verdicts)
+        if final is Action.BLOCK:
+            out.status = 403
+            out.error = "answer withheld: this identity's queries match a query-attack pattern"
+            return out
+        if final is Action.SLOW:
+            out.slow = self.settings.guards.slow_seconds
+        policy = self.outputs.get(role) or OutputPolicy(mode="label")
+        out.predictions = policy.render(scores)
+        return out
