@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import time
+from collections.abc import Sequence
 
 import torch
 
 from bastion._version import __version__
 from bastion.assessment.evasion import EvasionPlan, Progress, evasion_findings, run_evasion_sweep
+from bastion.assessment.standard import monotonicity_warnings, standard_evaluation
 from bastion.core.assessment import AssessmentResult
+from bastion.core.errors import ValidationError
+from bastion.core.results import Finding
+from bastion.core.threat_model import Goal, Norm, Severity
 from bastion.data import Dataset
 from bastion.models.base import Model
 
@@ -23,11 +28,15 @@ def assess(
     *,
     plan: EvasionPlan | None = None,
     model_name: str = "model",
+    standard: Sequence[Norm | str] = (),
     progress: Progress | None = None,
 ) -> AssessmentResult:
     """Run the evasion sweep of ``plan`` against ``model`` on ``data`` and judge the findings.
 
-    Returns an `AssessmentResult` that `bastion.reports.write_report` renders.
+    ``standard`` names the norms in which to also run the standard ensemble evaluation
+    (`standard_evaluation`) at the plan's reference budget. Accuracy that rises with the
+    budget anywhere in the sweep becomes a gradient-masking finding. Returns an
+    `AssessmentResult` that `bastion.reports.write_report` renders.
     """
     plan = plan or EvasionPlan()
     started = time.perf_counter()
@@ -35,6 +44,34 @@ def assess(
     y = torch.from_numpy(data.y)
     points, skipped = run_evasion_sweep(model, x, y, plan, progress=progress)
     findings = evasion_findings(points, plan)
+    for i, text in enumerate(monotonicity_warnings(points)):
+        findings.append(
+            Finding(
+                id=f"evasion.non-monotonic-{i}",
+                title="Accuracy rises with the budget: the attack or the gradients are unreliable",
+                goal=Goal.EVASION,
+                leaf="evasion.adaptive",
+                severity=Severity.MEDIUM,
+                evidence={"warning": text},
+                description=text + " A larger budget contains every smaller one; evaluate with "
+                "adaptive attacks (EOT, BPDA) before trusting these numbers.",
+            )
+        )
+    for norm in dict.fromkeys(Norm.parse(n) for n in standard):
+        epsilon = plan.reference_epsilon.get(norm)
+        if epsilon is None:
+            raise ValidationError(f"No reference epsilon for the {norm.value} norm in the plan")
+        evaluation = standard_evaluation(
+            model,
+            x,
+            y,
+            epsilon=epsilon,
+            norm=norm,
+            batch_size=plan.batch_size,
+            seed=plan.seed,
+            progress=progress,
+        )
+        findings.extend(evaluation.findings())
     return AssessmentResult(
         target={
             "model": model_name,

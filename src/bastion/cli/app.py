@@ -103,6 +103,14 @@ def assess(
     std: Annotated[
         str | None, typer.Option(help="Per-channel std the torch/ONNX model normalises by.")
     ] = None,
+    standard: Annotated[
+        bool,
+        typer.Option(
+            "--standard",
+            help="Also run the standard ensemble evaluation (APGD-CE, APGD-T, FAB-T, Square; "
+            "per-sample worst case) at linf 0.1. Slow: thousands of queries per robust point.",
+        ),
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(help="Exit 1 when a finding is at least this severe (info..critical)."),
@@ -170,7 +178,12 @@ def assess(
             bar.update(tasks[label], completed=done)
 
         result = run_assessment(
-            target.model, target.data, plan=plan, model_name=target.model_name, progress=on_progress
+            target.model,
+            target.data,
+            plan=plan,
+            model_name=target.model_name,
+            standard=("linf",) if standard else (),
+            progress=on_progress,
         )
     paths = write_report(result, out)
     _print_summary(result)

@@ -70,3 +70,21 @@ def test_sweep_skips_attacks_the_model_cannot_serve(
     x, y = digits_batch
     points, skipped = run_evasion_sweep(digits_model.restricted("scores"), x, y, EvasionPlan())
     assert points == [] and skipped == ["fgsm-linf", "pgd-linf", "pgd-l2"]
+
+
+def test_assess_with_the_standard_evaluation_adds_its_finding(
+    digits_entry: object, digits_model: TorchModel
+) -> None:
+    from bastion.assessment import assess
+
+    data = digits_entry.test.take(8)  # type: ignore[attr-defined]
+    plan = EvasionPlan(attacks=("fgsm-linf",), epsilons={Norm.LINF: (0.1,)})
+    result = assess(digits_model, data, plan=plan, standard=("linf",))
+    ids = {f.id for f in result.findings}
+    assert {"evasion.fgsm-linf", "evasion.standard-linf"} <= ids
+    standard = next(f for f in result.findings if f.id == "evasion.standard-linf")
+    ran = [s["attack"] for s in standard.evidence["stages"]]
+    assert ran[:2] == ["apgd-ce-linf", "apgd-t-linf"] and ran[-1] == "square-linf"
+    fgsm = next(f for f in result.findings if f.id == "evasion.fgsm-linf")
+    # the ensemble is at least as strong as FGSM at the same budget
+    assert standard.metrics["robust_accuracy"] <= fgsm.metrics["robust_accuracy"]
