@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -29,14 +30,16 @@ def assess(
     plan: EvasionPlan | None = None,
     model_name: str = "model",
     standard: Sequence[Norm | str] = (),
+    standard_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Progress | None = None,
 ) -> AssessmentResult:
     """Run the evasion sweep of ``plan`` against ``model`` on ``data`` and judge the findings.
 
     ``standard`` names the norms in which to also run the standard ensemble evaluation
     (`standard_evaluation`) at the plan's reference budget. Accuracy that rises with the
-    budget anywhere in the sweep becomes a gradient-masking finding. Returns an
-    `AssessmentResult` that `bastion.reports.write_report` renders.
+    budget anywhere in the sweep becomes a gradient-masking finding. ``standard_overrides``
+    replaces the paper's hyperparameters per attack id (then it is no longer the standard).
+    Returns an `AssessmentResult` that `bastion.reports.write_report` renders.
     """
     plan = plan or EvasionPlan()
     started = time.perf_counter()
@@ -69,6 +72,7 @@ def assess(
             norm=norm,
             batch_size=plan.batch_size,
             seed=plan.seed,
+            overrides=standard_overrides,
             progress=progress,
         )
         findings.extend(evaluation.findings())

@@ -79,7 +79,8 @@ def test_assess_with_the_standard_evaluation_adds_its_finding(
 
     data = digits_entry.test.take(8)  # type: ignore[attr-defined]
     plan = EvasionPlan(attacks=("fgsm-linf",), epsilons={Norm.LINF: (0.1,)})
-    result = assess(digits_model, data, plan=plan, standard=("linf",))
+    quick = {"apgd-t-linf": {"steps": 20}, "square-linf": {"max_queries": 100}}
+    result = assess(digits_model, data, plan=plan, standard=("linf",), standard_overrides=quick)
     ids = {f.id for f in result.findings}
     assert {"evasion.fgsm-linf", "evasion.standard-linf"} <= ids
     standard = next(f for f in result.findings if f.id == "evasion.standard-linf")
