@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from bastion.attacks.base import Attack
+from bastion.attacks.evasion.apgd import (
+    L2APGDCEAttack,
+    L2APGDDLRAttack,
+    L2APGDTargetedAttack,
+    LinfAPGDCEAttack,
+    LinfAPGDDLRAttack,
+    LinfAPGDTargetedAttack,
+)
+from bastion.attacks.evasion.boundary import L2BoundaryAttack
+from bastion.attacks.evasion.cw import L2CarliniWagnerAttack
+from bastion.attacks.evasion.deepfool import L2DeepFoolAttack, LinfDeepFoolAttack
+from bastion.attacks.evasion.fab import L2FABTargetedAttack, LinfFABTargetedAttack
 from bastion.attacks.evasion.gradient import (
     L2FastGradientAttack,
     L2ProjectedGradientDescentAttack,
     LinfFastGradientAttack,
     LinfProjectedGradientDescentAttack,
 )
+from bastion.attacks.evasion.hopskipjump import L2HopSkipJumpAttack, LinfHopSkipJumpAttack
+from bastion.attacks.evasion.momentum import LinfMomentumIterativeAttack
+from bastion.attacks.evasion.nes import LinfNESAttack
+from bastion.attacks.evasion.simba import L2SimBADCTAttack
+from bastion.attacks.evasion.square import L2SquareAttack, LinfSquareAttack
 from bastion.core.validation import check_choice
 
 __all__ = ["ATTACKS", "get_attack"]
@@ -20,6 +37,25 @@ ATTACKS: dict[str, type[Attack]] = {
         L2FastGradientAttack,
         LinfProjectedGradientDescentAttack,
         L2ProjectedGradientDescentAttack,
+        LinfAPGDCEAttack,
+        L2APGDCEAttack,
+        LinfAPGDDLRAttack,
+        L2APGDDLRAttack,
+        LinfAPGDTargetedAttack,
+        L2APGDTargetedAttack,
+        LinfMomentumIterativeAttack,
+        L2DeepFoolAttack,
+        LinfDeepFoolAttack,
+        LinfFABTargetedAttack,
+        L2FABTargetedAttack,
+        L2CarliniWagnerAttack,
+        LinfSquareAttack,
+        L2SquareAttack,
+        L2SimBADCTAttack,
+        LinfNESAttack,
+        L2HopSkipJumpAttack,
+        LinfHopSkipJumpAttack,
+        L2BoundaryAttack,
     )
 }
 

@@ -14,6 +14,26 @@ FAST: dict[str, dict[str, object]] = {
     "fgm-l2": {"epsilon": 1.0},
     "pgd-linf": {"epsilon": 0.1, "steps": 5},
     "pgd-l2": {"epsilon": 1.0, "steps": 5},
+    "apgd-ce-linf": {"epsilon": 0.1, "steps": 5},
+    "apgd-ce-l2": {"epsilon": 1.0, "steps": 5},
+    "apgd-dlr-linf": {"epsilon": 0.1, "steps": 5},
+    "apgd-dlr-l2": {"epsilon": 1.0, "steps": 5},
+    "apgd-t-linf": {"epsilon": 0.1, "steps": 5, "target_classes": 2},
+    "apgd-t-l2": {"epsilon": 1.0, "steps": 5, "target_classes": 2},
+    "mifgsm-linf": {"epsilon": 0.1, "steps": 5},
+    "deepfool-l2": {"epsilon": 1.0, "steps": 5},
+    "deepfool-linf": {"epsilon": 0.1, "steps": 5},
+    "fab-t-linf": {"epsilon": 0.1, "steps": 3, "target_classes": 2},
+    "fab-t-l2": {"epsilon": 1.0, "steps": 3, "target_classes": 2},
+    "cw-l2": {"epsilon": 1.0, "steps": 10, "binary_search_steps": 2},
+    # Query-based attacks: a short budget gives a clean partial result (the kit checks it).
+    "square-linf": {"epsilon": 0.1, "max_queries": 20},
+    "square-l2": {"epsilon": 1.0, "max_queries": 20},
+    "simba-dct-l2": {"epsilon": 1.0, "max_queries": 20},
+    "nes-linf": {"epsilon": 0.1, "max_queries": 50, "samples": 10},
+    "hsj-l2": {"epsilon": 1.0, "max_queries": 60, "init_evals": 10},
+    "hsj-linf": {"epsilon": 0.1, "max_queries": 60, "init_evals": 10},
+    "boundary-l2": {"epsilon": 1.0, "max_queries": 60},
 }
 
 

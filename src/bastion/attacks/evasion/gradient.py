@@ -86,6 +86,7 @@ class _ProjectedGradientDescent(Attack):
         stepsize: float | None = None,
         random_start: bool = True,
         restarts: int = 1,
+        early_stop: bool = False,
         batch_size: int = 256,
         seed: int = 0,
     ) -> None:
@@ -96,6 +97,7 @@ class _ProjectedGradientDescent(Attack):
         self.stepsize = check_number("stepsize", stepsize, low=0.0)
         self.random_start = check_bool("random_start", random_start)
         self.restarts = check_int("restarts", restarts, low=1)
+        self.early_stop = check_bool("early_stop", early_stop)
 
     def run(
         self,
@@ -113,10 +115,13 @@ class _ProjectedGradientDescent(Attack):
             if self.random_start:
                 start = norms.random_start(x.shape, self.norm, self.epsilon, generator, x.device)
                 adv = (x + start).clamp(low, high)
-            for _ in range(self.steps):
-                grad = _loss_gradient(model, adv, y, target)
-                adv = adv + self.stepsize * norms.normalize_gradient(grad, self.norm)
-                adv = (x + norms.project(adv - x, self.norm, self.epsilon)).clamp(low, high)
+            if self.early_stop:
+                adv = self._descend_until_success(model, x, adv, y, target)
+            else:
+                for _ in range(self.steps):
+                    grad = _loss_gradient(model, adv, y, target)
+                    adv = adv + self.stepsize * norms.normalize_gradient(grad, self.norm)
+                    adv = (x + norms.project(adv - x, self.norm, self.epsilon)).clamp(low, high)
             if self.restarts == 1:
                 return adv
             # Keep, per sample, the first restart that succeeds; otherwise the last one.
@@ -128,6 +133,43 @@ class _ProjectedGradientDescent(Attack):
             done |= hit
         return best
 
+    def _descend_until_success(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        adv: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The PGD steps with per-sample early stopping: a sample is frozen at the first
+        iterate that reaches the goal (seen in the forward pass each step makes anyway) and
+        leaves the batch, so later steps cost only the samples still robust."""
+        low, high = model.bounds
+        out = adv.clone()
+        rows = torch.arange(x.shape[0], device=x.device)
+        for _ in range(self.steps):
+            z = adv.detach().requires_grad_(True)
+            logits = model.logits(z)
+            pred = logits.detach().argmax(dim=1)
+            hit = pred == target[rows] if target is not None else pred != y[rows]
+            live = ~hit
+            if bool(hit.any()):
+                out[rows[hit]] = adv[hit].detach()
+                if not bool(live.any()):
+                    return out
+                rows, adv, logits = rows[live], adv[live], logits[live]
+            if target is None:
+                loss = F.cross_entropy(logits, y[rows], reduction="sum")
+            else:
+                loss = -F.cross_entropy(logits, target[rows], reduction="sum")
+            (grad,) = torch.autograd.grad(loss, z)
+            grad = grad[live] if grad.shape[0] != rows.shape[0] else grad
+            x0 = x[rows]
+            adv = adv.detach() + self.stepsize * norms.normalize_gradient(grad, self.norm)
+            adv = (x0 + norms.project(adv - x0, self.norm, self.epsilon)).clamp(low, high)
+        out[rows] = adv.detach()
+        return out
+
 
 class LinfProjectedGradientDescentAttack(_ProjectedGradientDescent):
     """PGD in linf: signed gradient steps, each projected back onto the epsilon-box.
@@ -136,7 +178,9 @@ class LinfProjectedGradientDescentAttack(_ProjectedGradientDescent):
     Adversarial Attacks", ICLR 2018. Starts uniformly at random inside the ball (as in the
     paper); ``restarts`` repeats from fresh random starts and keeps, per sample, the first
     success. Default step size ``2.5 * epsilon / steps`` lets a run cross the ball
-    (the rule of Madry et al.'s robustness library).
+    (the rule of Madry et al.'s robustness library). ``early_stop=True`` freezes each sample
+    at its first successful iterate and stops spending queries on it (off by default, as in
+    the paper, where every sample runs all steps).
     """
 
     id = "pgd-linf"
@@ -148,7 +192,7 @@ class L2ProjectedGradientDescentAttack(_ProjectedGradientDescent):
     """PGD in l2: steps along the l2-normalised gradient, projected onto the l2 ball.
 
     Madry et al., ICLR 2018 (l2 threat model as in their released evaluation). The random
-    start is uniform in the l2 ball.
+    start is uniform in the l2 ball; ``early_stop`` works as in the linf attack.
     """
 
     id = "pgd-l2"

@@ -1,0 +1,220 @@
+"""Black-box attacks side by side: bastion's Square Attack and HopSkipJump against ART's.
+
+Run with ``python bench/blackbox.py``. Writes ``bench/results/blackbox.json`` and prints a
+Markdown table. Same model (the embedded digits CNN), same digits, same query budgets. ART's
+queries are counted by a forward hook on the network (every row it classifies); bastion's
+come from its query counter. For HopSkipJump ART runs a fixed number of iterations; bastion
+then gets the same number of queries per sample that ART used on average.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bastion.attacks import (
+    L2BoundaryAttack,
+    L2HopSkipJumpAttack,
+    L2SquareAttack,
+    LinfSquareAttack,
+)
+from bastion.data import load_zoo_model
+from bastion.models import TorchModel
+
+RESULTS = Path(__file__).with_name("results")
+SAMPLES = 100
+HSJ_SAMPLES = 50
+SQUARE_QUERIES = 1000
+HSJ_ITERATIONS = 5
+BOUNDARY_ITERATIONS = 200
+
+
+class _Rows:
+    """Counts the rows a torch module is asked to classify (ART's queries)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.count = 0
+        module.register_forward_hook(self._hook)
+
+    def _hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self.count += int(args[0].shape[0])
+
+
+class _Float32(torch.nn.Module):
+    """Casts inputs to float32: ART's HopSkipJump hands the network float64 arrays."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.inner(x.float())
+        return out
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    entry = load_zoo_model("digits-cnn")
+    module = entry.model.eval()
+    wrapped = _Float32(module).eval()
+    rows = _Rows(wrapped)
+    x = torch.from_numpy(entry.test.x[:SAMPLES])
+    y = torch.from_numpy(entry.test.y[:SAMPLES])
+    model = TorchModel(module, input_shape=entry.input_shape, mean=entry.mean, std=entry.std)
+    scores, labels = model.restricted("scores"), model.restricted("labels")
+    results: list[dict[str, Any]] = []
+
+    try:
+        import art
+        from art.attacks.evasion import BoundaryAttack, HopSkipJump, SquareAttack
+        from art.estimators.classification import PyTorchClassifier
+    except ImportError:
+        print("adversarial-robustness-toolbox not installed; nothing to compare", file=sys.stderr)
+        return
+    mean = np.asarray(entry.mean, dtype=np.float32).reshape(-1, 1, 1)
+    std = np.asarray(entry.std, dtype=np.float32).reshape(-1, 1, 1)
+    clf = PyTorchClassifier(
+        model=wrapped,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=entry.input_shape,
+        nb_classes=entry.num_classes,
+        clip_values=(0.0, 1.0),
+        preprocessing=(mean, std),
+        device_type="cpu",
+    )
+    art_name = "ART " + art.__version__
+
+    def accuracy(adv: np.ndarray | torch.Tensor, ys: torch.Tensor) -> float:
+        with model.counter.paused():
+            return float((model.labels(torch.as_tensor(adv)) == ys).float().mean())
+
+    # Square Attack at equal per-sample query caps and the same p_init.
+    for norm, eps, cls, p_init in (
+        ("linf", 0.2, LinfSquareAttack, 0.05),
+        ("linf", 0.15, LinfSquareAttack, 0.05),
+        ("l2", 1.0, L2SquareAttack, 0.1),
+    ):
+        ours = cls(epsilon=eps, max_queries=SQUARE_QUERIES, p_init=p_init)
+        model.counter.reset()
+        res, ours_s = _timed(partial(ours, scores, x, y))
+        theirs = SquareAttack(
+            clf,
+            norm=np.inf if norm == "linf" else 2,
+            max_iter=SQUARE_QUERIES,
+            eps=eps,
+            p_init=p_init,
+            nb_restarts=1,
+            batch_size=SAMPLES,
+            verbose=False,
+        )
+        rows.count = 0
+        adv, art_s = _timed(partial(theirs.generate, x.numpy(), y.numpy()))
+        results.append(
+            {
+                "attack": f"square-{norm} eps {eps:g}, <= {SQUARE_QUERIES} queries/sample",
+                "bastion": {
+                    "seconds": ours_s,
+                    "robust_accuracy": res.robust_accuracy,
+                    "queries_per_sample": res.queries / SAMPLES,
+                },
+                art_name: {
+                    "seconds": art_s,
+                    "robust_accuracy": accuracy(adv, y),
+                    "queries_per_sample": rows.count / SAMPLES,
+                },
+            }
+        )
+
+    # Decision-based, l2: ART for a fixed number of iterations, bastion at ART's query count.
+    xh, yh = x[:HSJ_SAMPLES], y[:HSJ_SAMPLES]
+    decision: list[tuple[str, Any, Callable[[int], Any]]] = [
+        (
+            "hsj-l2",
+            HopSkipJump(
+                clf, norm=2, max_iter=HSJ_ITERATIONS, max_eval=10000, init_eval=100, verbose=False
+            ),
+            lambda q: L2HopSkipJumpAttack(epsilon=100.0, max_queries=q),
+        ),
+        (
+            "boundary-l2",
+            BoundaryAttack(clf, targeted=False, max_iter=BOUNDARY_ITERATIONS, verbose=False),
+            lambda q: L2BoundaryAttack(epsilon=100.0, max_queries=q),
+        ),
+    ]
+    for name, theirs_d, make in decision:
+        rows.count = 0
+        adv, art_s = _timed(partial(theirs_d.generate, xh.numpy()))
+        art_queries = rows.count / HSJ_SAMPLES
+        art_sizes = np.linalg.norm((adv - xh.numpy()).reshape(HSJ_SAMPLES, -1), axis=1)
+        with model.counter.paused():
+            art_success = (model.labels(torch.as_tensor(adv)) != yh).numpy()
+        ours_d = make(int(art_queries))
+        model.counter.reset()
+        res, ours_s = _timed(partial(ours_d, labels, xh, yh))
+        results.append(
+            {
+                "attack": f"{name}, {int(art_queries)} queries/sample",
+                "bastion": {
+                    "seconds": ours_s,
+                    "success_rate": res.success_rate,
+                    "median_l2": float(res.norms[res.success].median()),
+                    "queries_per_sample": res.queries / HSJ_SAMPLES,
+                },
+                art_name: {
+                    "seconds": art_s,
+                    "success_rate": float(art_success.mean()),
+                    "median_l2": float(statistics.median(art_sizes[art_success].tolist())),
+                    "queries_per_sample": art_queries,
+                },
+            }
+        )
+
+    meta = {
+        "date": date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "python": platform.python_version(),
+        "model": "zoo:digits-cnn",
+        "samples": SAMPLES,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "blackbox.json").write_text(
+        json.dumps({"meta": meta, "results": results}, indent=2) + "\n"
+    )
+    print(f"\n{meta['date']} · {meta['machine']}\n")
+    print("| attack | implementation | seconds | time ratio | queries/sample | outcome |")
+    print("|---|---|---|---|---|---|")
+    for row in results:
+        ours_s = row["bastion"]["seconds"]
+        for name in ("bastion", art_name):
+            r = row[name]
+            if "median_l2" in r:
+                outcome = f"success {r['success_rate']:.0%}, median l2 {r['median_l2']:.3f}"
+            else:
+                outcome = f"robust accuracy {r['robust_accuracy']:.0%}"
+            print(
+                f"| {row['attack']} | {name} | {r['seconds']:.2f} | "
+                f"{r['seconds'] / ours_s:.1f}x | {r['queries_per_sample']:.0f} | {outcome} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
