@@ -26,7 +26,11 @@ test: lint typecheck unit
 
 bench: bootstrap
 	@bash scripts/bench-deps.sh
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run        # PGD per iteration vs a bare loop, torchattacks, ART
+	$(BIN)/python -m bench.evasion    # white-box attacks vs torchattacks and ART
+	$(BIN)/python -m bench.blackbox   # score- and decision-based attacks vs ART
+	$(BIN)/python -m bench.scanners   # model-file scanner vs picklescan, modelscan, fickling
+	$(BIN)/python -m bench.gateway    # latency the guards add vs a bare FastAPI endpoint
 
 clean:
 	rm -rf report .pytest_cache .mypy_cache .ruff_cache

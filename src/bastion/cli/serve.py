@@ -1,13 +1,11 @@
 """``bastion serve`` and ``bastion keys``: run the hardened gateway and manage its API keys.
 
-The CLI and the gateway sit side by side in the layer diagram, and the CLI must stay free of
-FastAPI so that every other command starts fast. So the gateway is reached by name at run
-time (as uvicorn reaches an app), not imported at module level.
+The CLI sits above the gateway in the layer contract. It must stay free of FastAPI so that
+every other command starts fast, so the gateway is imported inside these commands only.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +24,9 @@ _DB_HELP = "SQLAlchemy database URL of the gateway's keys and audit log."
 
 
 def _gateway() -> Any:
-    return importlib.import_module("bastion.gateway")
+    import bastion.gateway
+
+    return bastion.gateway
 
 
 def _store(db: str) -> Any:
