@@ -164,3 +164,12 @@ def test_pickled_model_needs_trust_pickle(
     # With consent it loads; a scores-only model gets no gradient attack, and says so.
     assert main([*args, "--trust-pickle"]) == 0
     assert "Skipped" in capsys.readouterr().out
+
+
+def test_pre_commit_hook_runs_a_real_command(capsys: pytest.CaptureFixture[str]) -> None:
+    hook = (Path(__file__).resolve().parents[3] / ".pre-commit-hooks.yaml").read_text()
+    assert "id: bastion-scan" in hook
+    entry = next(line.split(":", 1)[1].split() for line in hook.splitlines() if "entry:" in line)
+    assert entry[0] == "bastion"
+    assert main([*entry[1:], "--help"]) == 0
+    assert "Usage: bastion scan" in capsys.readouterr().out
