@@ -52,6 +52,10 @@ RULES: dict[str, str] = {
     "gguf-chat-template": "A GGUF chat template reaches Python internals (template injection).",
     "keras-lambda": "A Keras model contains a Lambda layer (serialised Python code).",
     "keras-module": "A Keras config names a module or function outside Keras.",
+    "tf-python-op": "A TensorFlow graph calls a Python function (PyFunc and friends).",
+    "tf-file-op": "A TensorFlow graph reads, writes, lists or maps files.",
+    "tf-checkpoint-path": "A TensorFlow checkpoint op uses a path the loader did not give.",
+    "tf-unknown-op": "A TensorFlow graph uses an op outside the standard set (custom kernel).",
 }
 
 

@@ -9,6 +9,7 @@ import gzip
 import lzma
 import tempfile
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +26,12 @@ from bastion.supply_chain.scan.pickle_values import OPS, looks_like_pickle
 from bastion.supply_chain.scan.pickle_vm import walk_pickle
 from bastion.supply_chain.scan.pickles import scan_pickle_stream
 from bastion.supply_chain.scan.safetensors_format import looks_like_safetensors, scan_safetensors
+from bastion.supply_chain.scan.savedmodel_format import (
+    looks_like_saved_model,
+    looks_like_saved_model_text,
+    scan_saved_model,
+    scan_saved_model_text,
+)
 from bastion.supply_chain.scan.stream import CHUNK, Budget, Inflater, Reader, Sink, StreamError
 
 __all__ = ["detect_format", "scan_file", "scan_paths"]
@@ -52,6 +59,10 @@ def detect_format(head: bytes, size: int) -> str:
         return "compressed"
     if looks_like_safetensors(head, size):
         return "safetensors"
+    if looks_like_saved_model(head, size):
+        return "saved-model"
+    if looks_like_saved_model_text(head):
+        return "saved-model-text"
     if looks_like_onnx(head):
         return "onnx"
     if head[:1] == b"\x80" or looks_like_pickle(head):
@@ -102,6 +113,10 @@ def _scan_member(ctx: Context, f: BinaryIO, size: int, member: str | None, depth
             return scan_hdf5(ctx, f, size, member)
         if fmt == "safetensors":
             return scan_safetensors(ctx, f, size, member)
+        if fmt == "saved-model":
+            return scan_saved_model(ctx, f, size, member)
+        if fmt == "saved-model-text":
+            return scan_saved_model_text(ctx, member)
         if fmt == "onnx":
             return scan_onnx(ctx, f, size, member)
         if fmt == "pickle":
@@ -133,7 +148,7 @@ def _scan_compressed(ctx: Context, f: BinaryIO, head: bytes, member: str | None,
                     ctx.sink.budget.spend(len(chunk))
                 total += len(chunk)
                 spool.write(chunk)
-        except (StreamError, OSError, EOFError, lzma.LZMAError) as exc:
+        except (StreamError, OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
             ctx.unparseable(where, kind, f"cannot decompress: {exc}")
             return kind
         _scan_member(ctx, spool, total, where, depth + 1)  # type: ignore[arg-type]
