@@ -32,9 +32,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bastion._version import __version__
-from bastion.defenses.guards import Action, client_address
+from bastion.defenses.guards import Action, Verdict, client_address
+from bastion.defenses.guards.ratelimit import RateLimitStorageError
 from bastion.gateway.loader import Served, load_served
-from bastion.gateway.pipeline import DETECTORS, Pipeline
+from bastion.gateway.pipeline import DETECTORS, UNAVAILABLE, Pipeline
+from bastion.gateway.review import install_review, is_review_path
 from bastion.gateway.settings import GatewaySettings, load_settings
 from bastion.gateway.store import (
     FlagRecord,
@@ -95,6 +97,14 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _refusal(limited: Verdict, reason: str) -> JSONResponse:
+    """429 when the address is over its limit, else 401 for the missing or bad key."""
+    if limited.action is Action.BLOCK:
+        retry = str(limited.evidence.get("retry_after", 1))
+        return _error(429, f"rate limit exceeded: {limited.reason}", {"Retry-After": retry})
+    return _error(401, reason, {"WWW-Authenticate": "Bearer"})
 
 
 class _Metrics:
@@ -168,7 +178,9 @@ def create_app(
         audit.address = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
         response: Response | None = None
         path = request.url.path
-        if path not in _OPEN_PATHS:
+        # The review pages also accept a browser session cookie; they check it themselves.
+        by_cookie = is_review_path(path) and "authorization" not in request.headers
+        if path not in _OPEN_PATHS and not by_cookie:
             header = request.headers.get("authorization", "")
             scheme, _, key = header.partition(" ")
             if scheme.lower() != "bearer" or not key.strip():
@@ -182,14 +194,15 @@ def create_app(
                     audit.error = found
             if not audit.identity:
                 # Refusals count against the address too, so guessing keys is rate limited.
-                limited = pipeline.limit_address(audit.address)
-                if limited.action is Action.BLOCK:
-                    retry = str(limited.evidence.get("retry_after", 1))
-                    response = _error(
-                        429, f"rate limit exceeded: {limited.reason}", {"Retry-After": retry}
-                    )
+                try:
+                    limited = await run_in_threadpool(pipeline.limit_address, audit.address)
+                except RateLimitStorageError:
+                    response = _error(503, UNAVAILABLE)
                 else:
-                    response = _error(401, audit.error, {"WWW-Authenticate": "Bearer"})
+                    response = _refusal(limited, audit.error)
+            elif principal_of(request).blocked:
+                audit.error = "this API key has been blocked by an administrator"
+                response = _error(403, audit.error)
         if response is None:
             try:
                 response = await call_next(request)
@@ -315,6 +328,7 @@ def create_app(
             generate_latest(metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST
         )
 
+    install_review(app, db, pipeline.limit_address)
     return app
 
 

@@ -4,11 +4,14 @@ Order: input validation, rate limits (charged per sample), the query-attack dete
 look at the input (Blacklight, nearest neighbours), the model, the guards that look at its
 answer (boundary proximity), output hardening. A request refused at any step never reaches
 the model (or, for an answer-side block, its answer is withheld). Guard state and the model
-are shared by all requests, so the pipeline runs under one lock.
+are shared by all requests, so the pipeline runs under one lock. When the rate-limit store
+(Redis) is unreachable the pipeline fails closed: 503, and an error in the
+``bastion.gateway`` log, never traffic let through unlimited.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,15 +33,25 @@ from bastion.defenses.guards import (
     Verdict,
     strongest,
 )
+from bastion.defenses.guards.ratelimit import RateLimitStorageError
 from bastion.gateway.loader import Served
 from bastion.gateway.settings import GatewaySettings
 
-__all__ = ["DETECTORS", "Outcome", "Pipeline"]
+__all__ = ["DETECTORS", "UNAVAILABLE", "Outcome", "Pipeline"]
 
 #: Guards whose firing goes to the review queue (validation and rate limits do not).
 DETECTORS = ("blacklight", "nearest-neighbour", "boundary")
 
 _STAGE_STATUS = {"size": 413, "json": 400, "content": 422}
+
+#: The answer to a request that could not be rate limited because the store is unreachable.
+UNAVAILABLE = "service unavailable: the rate-limit store cannot be reached"
+
+log = logging.getLogger("bastion.gateway")
+
+
+def _store_down(exc: RateLimitStorageError) -> None:
+    log.error("failing closed (503): %s", exc)
 
 
 @dataclass
@@ -151,9 +164,17 @@ class Pipeline:
         ]
 
     def limit_address(self, address: str) -> Verdict:
-        """Charge one request to ``address`` alone (for requests refused before a key is known)."""
+        """Charge one request to ``address`` alone (for requests refused before a key is known).
+
+        Raises:
+            RateLimitStorageError: the rate-limit store is unreachable (logged here).
+        """
         with self._lock:
-            return self.rate_guards[1].check(Query(identity="", address=address))
+            try:
+                return self.rate_guards[1].check(Query(identity="", address=address))
+            except RateLimitStorageError as exc:
+                _store_down(exc)
+                raise
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         if self.grants_scores:
@@ -168,7 +189,13 @@ class Pipeline:
             verdict, batch = self.input_guard.inspect(body)
             out.verdicts.append(verdict)
             query = Query(identity=identity, address=address, x=batch)
-            rate = [g.check(query) for g in self.rate_guards]
+            try:
+                rate = [g.check(query) for g in self.rate_guards]
+            except RateLimitStorageError as exc:
+                _store_down(exc)
+                out.status = 503
+                out.error = UNAVAILABLE
+                return out
             out.verdicts.extend(rate)
             limited = [v for v in rate if v.action is Action.BLOCK]
             if limited:

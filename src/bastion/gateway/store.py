@@ -82,6 +82,8 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    blocked_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class RequestRecord(Base):
@@ -130,14 +132,17 @@ class FlagRecord(Base):
     evidence: Mapped[str] = mapped_column(Text, default="{}")
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     status: Mapped[str] = mapped_column(String(16), default="open")
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: the key's public id and its role."""
+    """An authenticated caller: the key's public id, its role, and whether an admin blocked it."""
 
     key_id: str
     role: str
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ class KeyInfo:
     name: str
     created_at: datetime
     revoked: bool
+    blocked: bool = False
 
 
 def _sqlite_wal(engine: Engine) -> None:
@@ -209,9 +215,42 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(ApiKey).order_by(ApiKey.id)).all()
             return [
-                KeyInfo(r.key_id, r.role, r.name, r.created_at, r.revoked_at is not None)
+                KeyInfo(
+                    r.key_id,
+                    r.role,
+                    r.name,
+                    r.created_at,
+                    r.revoked_at is not None,
+                    r.blocked_at is not None,
+                )
                 for r in rows
             ]
+
+    def get_key(self, key_id: str) -> KeyInfo | None:
+        """What `list_keys` shows of one key, or None for an unknown id."""
+        with self.session() as s:
+            r = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+            if r is None:
+                return None
+            blocked = r.blocked_at is not None
+            return KeyInfo(
+                r.key_id, r.role, r.name, r.created_at, r.revoked_at is not None, blocked
+            )
+
+    def set_blocked(self, key_id: str, blocked: bool, by: str) -> None:
+        """Block (or unblock) a key: a blocked key authenticates but is refused with 403.
+
+        Raises:
+            ValidationError: ``key_id`` names no key.
+        """
+        with self.session() as s, s.begin():
+            row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+            if row is None:
+                raise ValidationError(f"Expected the id of an existing key, but got {key_id!r}")
+            if blocked and row.blocked_at is None:
+                row.blocked_at, row.blocked_by = _now(), by
+            elif not blocked:
+                row.blocked_at, row.blocked_by = None, None
 
     def revoke_key(self, key_id: str) -> None:
         """Revoke a key by its id; raise `ValidationError` for an unknown id."""
@@ -236,7 +275,7 @@ class Store:
             return "invalid API key"
         if row.revoked_at is not None:
             return "this API key has been revoked"
-        return Principal(row.key_id, row.role)
+        return Principal(row.key_id, row.role, row.blocked_at is not None)
 
     # --- records -----------------------------------------------------------------------
     def record(self, request: RequestRecord, flags: list[FlagRecord]) -> None:
@@ -276,6 +315,18 @@ class Store:
         """Every flag, oldest first."""
         with self.session() as s:
             return list(s.scalars(select(FlagRecord).order_by(FlagRecord.id)).all())
+
+    def resolve_flag(self, flag_id: int, by: str, status: str = "dismissed") -> None:
+        """Close an open flag after review, noting who closed it and when.
+
+        Raises:
+            ValidationError: ``flag_id`` names no open flag.
+        """
+        with self.session() as s, s.begin():
+            row = s.get(FlagRecord, flag_id)
+            if row is None or row.status != "open":
+                raise ValidationError(f"Expected the id of an open flag, but got {flag_id!r}")
+            row.status, row.resolved_at, row.resolved_by = status, _now(), by
 
     def feedback(self) -> list[FeedbackRecord]:
         """Every quarantined feedback entry, oldest first."""

@@ -9,7 +9,12 @@ from bastion.defenses.guards.boundary import BoundaryGuard, top2_margin
 from bastion.defenses.guards.interface import Action, Guard, Query, Verdict, strongest
 from bastion.defenses.guards.neighbours import NearestNeighbourGuard
 from bastion.defenses.guards.output import OUTPUT_MODES, OutputPolicy
-from bastion.defenses.guards.ratelimit import RateLimitGuard, client_address
+from bastion.defenses.guards.ratelimit import (
+    RateLimitGuard,
+    RateLimitStorageError,
+    client_address,
+    redact_uri,
+)
 from bastion.defenses.guards.validation import InputGuard, json_depth
 
 __all__ = [
@@ -23,8 +28,10 @@ __all__ = [
     "OutputPolicy",
     "Query",
     "RateLimitGuard",
+    "RateLimitStorageError",
     "Verdict",
     "client_address",
+    "redact_uri",
     "json_depth",
     "strongest",
     "top2_margin",

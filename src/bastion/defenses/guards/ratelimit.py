@@ -4,6 +4,11 @@ The client address comes from ``X-Forwarded-For`` only when the connecting peer 
 configured trusted proxies; otherwise a client could name any address it likes and escape its
 own bucket. With several proxies in a chain the right-most address not itself a trusted proxy
 is the client.
+
+With a shared store (Redis) several gateway processes count into one bucket, and each charge
+is one atomic check-and-add in the store, so concurrent requests across processes cannot
+overshoot a limit. When the store cannot be reached the guard raises
+`RateLimitStorageError` rather than allowing traffic unlimited; the gateway answers 503.
 """
 
 from __future__ import annotations
@@ -13,14 +18,33 @@ import math
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from bastion.core.errors import ConfigError
+from bastion.core.errors import BastionError, ConfigError
 from bastion.core.validation import check_choice, check_type, fail
 from bastion.defenses.guards.interface import Action, Guard, Query, Verdict
 
-__all__ = ["RateLimitGuard", "client_address"]
+__all__ = ["RateLimitGuard", "RateLimitStorageError", "client_address", "redact_uri"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Seconds a Redis connect or command may take before the store counts as unreachable (a
+#: ``socket_timeout`` or ``socket_connect_timeout`` in the URI's query string wins).
+REDIS_TIMEOUT_S = 2.0
+
+
+class RateLimitStorageError(BastionError, ConnectionError):
+    """The rate-limit store (e.g. Redis) could not be reached; nothing was charged or allowed."""
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` without its password, fit for a log line."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _networks(trusted: Iterable[str]) -> tuple[_Network, ...]:
@@ -74,6 +98,9 @@ class RateLimitGuard(Guard):
         per: ``"identity"`` or ``"address"``: which field of the query keys the bucket.
         storage_uri: ``"memory://"`` (one process) or ``"redis://host:port/db"`` (shared).
         action: what to do when the limit is hit (``block`` answers 429).
+
+    Raises:
+        RateLimitStorageError: from `check` and `retry_after` when the store is unreachable.
     """
 
     needs_scores = False
@@ -89,7 +116,7 @@ class RateLimitGuard(Guard):
         # `limits` ships with the gateway extra; import it only when a rate limit is built, so
         # the other guards work with bastion's core dependencies alone.
         from limits import parse as parse_limit
-        from limits.errors import ConfigurationError
+        from limits.errors import ConfigurationError, StorageError
         from limits.storage import storage_from_string
         from limits.strategies import MovingWindowRateLimiter
 
@@ -104,45 +131,80 @@ class RateLimitGuard(Guard):
             raise fail("limit", "a rate like '100/minute' or '10/second;500/hour'", limit) from None
         if not self.items:
             raise fail("limit", "a rate like '100/minute'", limit)
+        options: dict[str, float] = {}
+        if storage_uri.split(":", 1)[0] in ("redis", "rediss", "redis+unix"):
+            options = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
         try:
-            self._storage = storage_from_string(storage_uri)
+            self._storage = storage_from_string(storage_uri, **options)
         except ConfigurationError as exc:
             raise ConfigError(
-                f"Expected storage_uri to be memory:// or redis://..., but got {storage_uri!r}: "
+                "Expected storage_uri to be memory:// or redis://..., but got "
+                f"{redact_uri(storage_uri)!r}: "
                 f"{exc}"
             ) from exc
         self._limiter = MovingWindowRateLimiter(self._storage)
         self.limit = limit
+        self.storage_uri = storage_uri
+        # The store's own connection errors (redis.RedisError for Redis); the in-memory store
+        # cannot be unreachable, and its base (ValueError) would hide real bugs.
+        base = () if storage_uri.startswith("memory") else self._storage.base_exceptions
+        self._storage_errors: tuple[type[BaseException], ...] = (
+            (*base, StorageError) if isinstance(base, tuple) else (base, StorageError)
+        )
 
     def _key(self, query: Query) -> str:
         return query.identity if self.per == "identity" else query.address
 
     def check(self, query: Query) -> Verdict:
-        """Charge ``len(query.x)`` samples (1 before validation); fire when over any limit."""
+        """Charge ``len(query.x)`` samples (1 before validation); fire when over any limit.
+
+        The charge itself is the store's atomic check-and-add, so two processes that both
+        see room for the last sample cannot both take it: the loser fires.
+        """
         key = self._key(query)
         cost = 1 if query.x is None else int(query.x.shape[0])
-        for item in self.items:
-            if not self._limiter.test(item, self.name, key, cost=cost):
-                return self.fire(
-                    f"more than {item} for this {self.per}",
-                    limit=str(item),
-                    retry_after=self.retry_after(key, item),
-                )
-        for item in self.items:
-            self._limiter.hit(item, self.name, key, cost=cost)
+        try:
+            # A read-only pass first, so a request refused by a later limit charges none.
+            for item in self.items:
+                if not self._limiter.test(item, self.name, key, cost=cost):
+                    return self._over(item, key)
+            for item in self.items:
+                if not self._limiter.hit(item, self.name, key, cost=cost):
+                    return self._over(item, key)
+        except self._storage_errors as exc:
+            raise self._unreachable(exc) from exc
         return self.allow()
+
+    def _over(self, item: Any, key: str) -> Verdict:
+        return self.fire(
+            f"more than {item} for this {self.per}",
+            limit=str(item),
+            retry_after=self.retry_after(key, item),
+        )
+
+    def _unreachable(self, exc: BaseException) -> RateLimitStorageError:
+        return RateLimitStorageError(
+            f"Rate-limit store {redact_uri(self.storage_uri)} is unreachable "
+            f"({type(exc).__name__}: {exc}); refusing rather than allowing unlimited traffic"
+        )
 
     def retry_after(self, key: str, item: Any = None) -> int:
         """Whole seconds until ``key`` has room again under ``item`` (the tightest by default)."""
         items = self.items if item is None else [item]
         wait = 0.0
         now = time.time()
-        for it in items:
-            stats = self._limiter.get_window_stats(it, self.name, key)
-            if stats.remaining <= 0:
-                wait = max(wait, stats.reset_time - now)
+        try:
+            for it in items:
+                stats = self._limiter.get_window_stats(it, self.name, key)
+                if stats.remaining <= 0:
+                    wait = max(wait, stats.reset_time - now)
+        except self._storage_errors as exc:
+            raise self._unreachable(exc) from exc
         return max(1, math.ceil(wait))
 
     def reset(self) -> None:
         """Forget every bucket (tests, and an operator's explicit reset)."""
-        self._storage.reset()
+        try:
+            self._storage.reset()
+        except self._storage_errors as exc:
+            raise self._unreachable(exc) from exc
