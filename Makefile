@@ -28,6 +28,7 @@ bench: bootstrap
 	@bash scripts/bench-deps.sh
 	$(BIN)/python -m bench.run        # PGD per iteration vs a bare loop, torchattacks, ART
 	$(BIN)/python -m bench.evasion    # white-box attacks vs torchattacks and ART
+	$(BIN)/python -m bench.seeds      # APGD strength as a mean over 16 random starts
 	$(BIN)/python -m bench.blackbox   # score- and decision-based attacks vs ART
 	$(BIN)/python -m bench.scanners   # model-file scanner vs picklescan, modelscan, fickling
 	$(BIN)/python -m bench.gateway    # latency the guards add vs a bare FastAPI endpoint
