@@ -22,19 +22,11 @@ import torch
 from bastion.attacks import LinfAPGDCEAttack, LinfAPGDDLRAttack
 from bastion.data import load_zoo_model
 from bastion.models import TorchModel
+from bench.evasion import _Normalize
 
 RESULTS = Path(__file__).with_name("results")
 EPSILON = 0.15
 SAMPLES = 300
-
-
-class _Normalise(torch.nn.Module):
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        super().__init__()
-        self.mean, self.std = mean, std
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - self.mean) / self.std
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
     )
     mean = torch.tensor(entry.mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(entry.std, dtype=torch.float32).view(-1, 1, 1)
-    wrapped = torch.nn.Sequential(_Normalise(mean, std), module).eval()
+    wrapped = torch.nn.Sequential(_Normalize(mean, std), module).eval()
 
     def robust(adv: torch.Tensor) -> float:
         adv = torch.max(torch.min(adv.detach().float(), x + EPSILON), x - EPSILON).clamp(0, 1)

@@ -28,14 +28,7 @@ def digits_entry(zoo_cache: Path) -> ZooEntry:
 @pytest.fixture()
 def digits_model(digits_entry: ZooEntry) -> Iterator[TorchModel]:
     """A fresh adapter (fresh query counter) over the digits CNN."""
-    yield TorchModel(
-        digits_entry.model,
-        input_shape=digits_entry.input_shape,
-        num_classes=digits_entry.num_classes,
-        bounds=digits_entry.bounds,
-        mean=digits_entry.mean,
-        std=digits_entry.std,
-    )
+    yield TorchModel(digits_entry.model, **digits_entry.adapter_options())
 
 
 @pytest.fixture()

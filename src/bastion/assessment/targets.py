@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bastion.core.errors import ConfigError, LoadError
 from bastion.data import Dataset, load_data, load_zoo_model
-from bastion.data.zoo import ZOO
+from bastion.data.zoo import zoo_name
 from bastion.models import Model, SklearnModel, TorchModel, load_model
 
 __all__ = ["DEFAULT_MODEL", "Target", "resolve_target"]
@@ -24,17 +24,6 @@ class Target:
     data: Dataset
     model_name: str
     data_name: str
-
-
-def _zoo_name(spec: str) -> str | None:
-    name = spec[4:] if spec.startswith("zoo:") else spec
-    if name in ZOO:
-        return name
-    if spec.startswith("zoo:"):
-        raise ConfigError(
-            f"Expected --model zoo:NAME with NAME one of {', '.join(ZOO)}, but got {spec!r}"
-        )
-    return None
 
 
 def resolve_target(
@@ -57,7 +46,7 @@ def resolve_target(
     or a scikit-learn pickle (only with ``trust_pickle``). ``data`` is an embedded data set
     name or a file; a zoo model without ``data`` is evaluated on its own held-out split.
     """
-    zoo = _zoo_name(model)
+    zoo = zoo_name(model)
     if zoo is not None:
         entry = load_zoo_model(zoo, cache_dir=cache_dir)
         dataset = entry.test if data is None else load_data(data)
@@ -66,24 +55,8 @@ def resolve_target(
                 f"Expected --data with samples of shape {tuple(entry.input_shape)} for {model}, "
                 f"but {dataset.name} has samples of shape {dataset.input_shape}"
             )
-        adapter: Model
-        if entry.framework == "torch":
-            adapter = TorchModel(
-                entry.model,
-                input_shape=entry.input_shape,
-                num_classes=entry.num_classes,
-                bounds=entry.bounds,
-                mean=entry.mean,
-                std=entry.std,
-                batch_size=batch_size,
-            )
-        else:
-            adapter = SklearnModel(
-                entry.model,
-                input_shape=entry.input_shape,
-                bounds=entry.bounds,
-                batch_size=batch_size,
-            )
+        adapter_cls = TorchModel if entry.framework == "torch" else SklearnModel
+        adapter: Model = adapter_cls(entry.model, **entry.adapter_options(), batch_size=batch_size)
         model_name = f"zoo:{zoo}"
     else:
         is_factory = ":" in model and not Path(model).suffix

@@ -31,6 +31,7 @@ from bastion.data.zoo import (
     ZooEntry,
     load_zoo_model,
     zoo_cache_dir,
+    zoo_name,
 )
 
 __all__ = [
@@ -60,4 +61,5 @@ __all__ = [
     "validate_features",
     "validate_labels",
     "zoo_cache_dir",
+    "zoo_name",
 ]

@@ -25,12 +25,21 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import GradientBoostingClassifier
 from torch import nn
 
+from bastion.core.errors import ConfigError
 from bastion.core.validation import check_bool, check_choice
 from bastion.data._cache import cache_root, read_weights, write_weights
 from bastion.data.datasets import Dataset
 from bastion.data.embedded import load_breast_cancer, load_digits_images
 
-__all__ = ["ZOO", "CancerMLP", "DigitsCNN", "ZooEntry", "load_zoo_model", "zoo_cache_dir"]
+__all__ = [
+    "ZOO",
+    "CancerMLP",
+    "DigitsCNN",
+    "ZooEntry",
+    "load_zoo_model",
+    "zoo_cache_dir",
+    "zoo_name",
+]
 
 ZOO_VERSION = 1
 """Bump when a recipe changes in a way its config hash would not see; forces a retrain."""
@@ -118,6 +127,26 @@ class ZooEntry:
     std: tuple[float, ...] | None
     test_accuracy: float
     cache_path: Path | None
+
+    def adapter_options(self) -> dict[str, Any]:
+        """Keyword arguments the matching adapter (``TorchModel``/``SklearnModel``) takes."""
+        options: dict[str, Any] = {"input_shape": self.input_shape, "bounds": self.bounds}
+        if self.framework == "torch":
+            options.update(num_classes=self.num_classes, mean=self.mean, std=self.std)
+        return options
+
+
+def zoo_name(spec: str) -> str | None:
+    """The zoo name ``spec`` names (``zoo:NAME``, or a bare NAME of the zoo), else None.
+
+    Raises `ConfigError` for ``zoo:`` followed by a name the zoo does not have.
+    """
+    name = spec[4:] if spec.startswith("zoo:") else spec
+    if name in ZOO:
+        return name
+    if spec.startswith("zoo:"):
+        raise ConfigError(f"Expected zoo:NAME with NAME one of {', '.join(ZOO)}, but got {spec!r}")
+    return None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 
 from bastion.core.errors import ConfigError
 from bastion.data import load_data, load_zoo_model
-from bastion.data.zoo import ZOO
+from bastion.data.zoo import zoo_name
 from bastion.gateway.settings import GatewaySettings
 from bastion.models import Model, SklearnModel, TorchModel, load_model
 
@@ -36,25 +36,11 @@ def load_served(settings: GatewaySettings) -> Served:
     Pickled models load only with ``trust_pickle``; `load_model` refuses them otherwise.
     """
     spec = settings.model
-    if spec.startswith("zoo:"):
-        name = spec[4:]
-        if name not in ZOO:
-            raise ConfigError(
-                f"Expected model zoo:NAME with NAME one of {', '.join(ZOO)}, but got {spec!r}"
-            )
+    name = zoo_name(spec)
+    if name is not None:
         entry = load_zoo_model(name, cache_dir=settings.zoo_cache)
-        model: Model
-        if entry.framework == "torch":
-            model = TorchModel(
-                entry.model,
-                input_shape=entry.input_shape,
-                num_classes=entry.num_classes,
-                bounds=entry.bounds,
-                mean=entry.mean,
-                std=entry.std,
-            )
-        else:
-            model = SklearnModel(entry.model, input_shape=entry.input_shape, bounds=entry.bounds)
+        adapter_cls = TorchModel if entry.framework == "torch" else SklearnModel
+        model: Model = adapter_cls(entry.model, **entry.adapter_options())
         return Served(model, spec, torch.from_numpy(entry.train.x).to(torch.float32))
     model = load_model(
         spec,

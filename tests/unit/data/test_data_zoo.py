@@ -287,3 +287,14 @@ def test_bad_arguments() -> None:
 def test_model_classes_produce_logits() -> None:
     assert DigitsCNN()(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
     assert CancerMLP()(torch.zeros(2, 30)).shape == (2, 2)
+
+
+def test_zoo_name_reads_prefixed_and_bare_names_and_refuses_unknown_zoo_names() -> None:
+    from bastion.core.errors import ConfigError
+    from bastion.data import zoo_name
+
+    assert zoo_name("zoo:digits-cnn") == "digits-cnn"
+    assert zoo_name("cancer-gbm") == "cancer-gbm"
+    assert zoo_name("model.onnx") is None
+    with pytest.raises(ConfigError, match="zoo:NAME"):
+        zoo_name("zoo:nope")
