@@ -27,11 +27,14 @@ test: lint typecheck unit
 bench: bootstrap
 	@bash scripts/bench-deps.sh
 	$(BIN)/python -m bench.run        # PGD per iteration vs a bare loop, torchattacks, ART
-	$(BIN)/python -m bench.evasion    # white-box attacks vs torchattacks and ART
+	$(BIN)/python -m bench.evasion    # white-box attacks on the 8x8 and 32x32 CNNs vs torchattacks, ART, Foolbox
 	$(BIN)/python -m bench.seeds      # APGD strength as a mean over 16 random starts
-	$(BIN)/python -m bench.blackbox   # score- and decision-based attacks vs ART
+	$(BIN)/python -m bench.blackbox   # score- and decision-based attacks vs ART and Foolbox
 	$(BIN)/python -m bench.scanners   # model-file scanner vs picklescan, modelscan, fickling
 	$(BIN)/python -m bench.gateway    # latency the guards add vs a bare FastAPI endpoint
+	$(BIN)/python -m bench.gateway_detection  # Square/HSJ through the gateway: queries to first flag; benign false positives
+	$(BIN)/python -m bench.autoattack # standard evaluation vs torchattacks' and ART's AutoAttack
+	$(BIN)/python -m bench.new_attacks # JSMA, Sign-OPT, FAB, L1 PGD, EOT vs the peers
 
 clean:
 	rm -rf report .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,18 @@
-"""Black-box attacks side by side: bastion's Square Attack and HopSkipJump against ART's.
+"""Black-box attacks side by side: bastion's Square, HopSkipJump and Boundary vs ART, Foolbox.
 
-Run with ``python bench/blackbox.py``. Writes ``bench/results/blackbox.json`` and prints a
+Run with ``python -m bench.blackbox``. Writes ``bench/results/blackbox.json`` and prints a
 Markdown table. Same model (the embedded digits CNN), same digits, same query budgets. ART's
 queries are counted by a forward hook on the network (every row it classifies); bastion's
 come from its query counter. For HopSkipJump ART runs a fixed number of iterations; bastion
-then gets the same number of queries per sample that ART used on average.
+then gets the same number of queries per sample that ART used on average. Foolbox, when
+installed, runs HopSkipJump for the same number of iterations as ART and Boundary (one query
+a step) for as many steps as ART used queries; its queries, counted by the same hook, include
+the starting points it searches for first.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -32,6 +36,7 @@ from bastion.attacks import (
 )
 from bastion.data import load_zoo_model
 from bastion.models import TorchModel
+from bench.evasion_peers import Normalize
 
 RESULTS = Path(__file__).with_name("results")
 SAMPLES = 100
@@ -145,21 +150,34 @@ def main() -> None:
 
     # Decision-based, l2: ART for a fixed number of iterations, bastion at ART's query count.
     xh, yh = x[:HSJ_SAMPLES], y[:HSJ_SAMPLES]
-    decision: list[tuple[str, Any, Callable[[int], Any]]] = [
+    decision: list[tuple[str, Any, Callable[[int], Any], Callable[[Any, int], Any]]] = [
         (
             "hsj-l2",
             HopSkipJump(
                 clf, norm=2, max_iter=HSJ_ITERATIONS, max_eval=10000, init_eval=100, verbose=False
             ),
             lambda q: L2HopSkipJumpAttack(epsilon=100.0, max_queries=q),
+            lambda fa, q: fa.HopSkipJumpAttack(
+                steps=HSJ_ITERATIONS,
+                initial_gradient_eval_steps=100,
+                max_gradient_eval_steps=10000,
+                constraint="l2",
+            ),
         ),
         (
             "boundary-l2",
             BoundaryAttack(clf, targeted=False, max_iter=BOUNDARY_ITERATIONS, verbose=False),
             lambda q: L2BoundaryAttack(epsilon=100.0, max_queries=q),
+            # one query per step: as many steps as ART's queries (plus its starting points)
+            lambda fa, q: fa.BoundaryAttack(steps=q),
         ),
     ]
-    for name, theirs_d, make in decision:
+    foolbox: Any = None
+    try:
+        foolbox = importlib.import_module("foolbox")  # untyped: keep mypy out of it
+    except ImportError:
+        print("foolbox not installed; skipped", file=sys.stderr)
+    for name, theirs_d, make, make_foolbox in decision:
         rows.count = 0
         adv, art_s = _timed(partial(theirs_d.generate, xh.numpy()))
         art_queries = rows.count / HSJ_SAMPLES
@@ -186,6 +204,10 @@ def main() -> None:
                 },
             }
         )
+        if foolbox is not None:
+            results[-1]["Foolbox " + foolbox.__version__] = _foolbox_decision(
+                foolbox, make_foolbox, int(art_queries), wrapped, entry, rows, xh, yh
+            )
 
     meta = {
         "date": date.today().isoformat(),
@@ -204,7 +226,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for row in results:
         ours_s = row["bastion"]["seconds"]
-        for name in ("bastion", art_name):
+        for name in (key for key in row if key != "attack"):
             r = row[name]
             if "median_l2" in r:
                 outcome = f"success {r['success_rate']:.0%}, median l2 {r['median_l2']:.3f}"
@@ -214,6 +236,34 @@ def main() -> None:
                 f"| {row['attack']} | {name} | {r['seconds']:.2f} | "
                 f"{r['seconds'] / ours_s:.1f}x | {r['queries_per_sample']:.0f} | {outcome} |"
             )
+
+
+def _foolbox_decision(
+    foolbox: Any,
+    make: Callable[[Any, int], Any],
+    queries: int,
+    wrapped: torch.nn.Module,
+    entry: Any,
+    rows: _Rows,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> dict[str, float]:
+    """One Foolbox decision-based run (its default starting points included), as a row."""
+    mean = torch.tensor(entry.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(entry.std, dtype=torch.float32).view(-1, 1, 1)
+    net = torch.nn.Sequential(Normalize(mean, std), wrapped).eval()
+    model = foolbox.PyTorchModel(net, bounds=(0.0, 1.0), device="cpu")
+    attack = make(foolbox.attacks, queries)
+    rows.count = 0
+    (_, adv, success), seconds = _timed(partial(attack, model, x, y, epsilons=None))
+    ok = success.cpu().numpy().astype(bool)
+    sizes = torch.linalg.vector_norm((adv - x).flatten(1), dim=1).numpy()
+    return {
+        "seconds": seconds,
+        "success_rate": float(ok.mean()),
+        "median_l2": float(statistics.median(sizes[ok].tolist())) if ok.any() else float("nan"),
+        "queries_per_sample": rows.count / len(x),
+    }
 
 
 if __name__ == "__main__":

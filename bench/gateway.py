@@ -1,18 +1,20 @@
 """Latency the gateway adds: bastion's guarded endpoint against a bare FastAPI endpoint.
 
-Run ``python bench/gateway.py [--requests N]``. In one process, over the same TorchModel
-adapter of ``zoo:cancer-mlp`` (a tabular model, 30 features), it sends the same request
+Run ``python bench/gateway.py [--requests N] [--out FILE]``. In one process, over the same
+TorchModel adapter of ``zoo:cancer-mlp`` (a tabular model, 30 features), it sends the same request
 stream, interleaved, to
 
 * a bare FastAPI app: parse the JSON batch, query the model, return labels;
 * the bastion gateway with every guard on (auth, input validation, both rate limits,
-  Blacklight, nearest neighbours, boundary CUSUM, output hardening) and the SQLite audit log;
+  Blacklight, nearest neighbours, boundary CUSUM, PRADA, output hardening) and the SQLite
+  audit log;
 
 and, without HTTP, times the guard pipeline against a bare model call. Both apps are called
 in-process through the same ASGI test client, so the client's own cost cancels out in the
 difference. Torch runs on ``--threads`` intra-op threads (default 1, as a latency-bound
 server with one small batch per request would be configured; both paths alike). Writes
-``bench/results/gateway.json`` and prints a Markdown table.
+``bench/results/gateway.json`` (or ``--out``) and prints a Markdown table, with the added
+p99 of each guard measured alone.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from bastion.data import load_zoo_model
+from bastion.defenses.guards import Query
 from bastion.gateway import GatewaySettings, GuardSettings, Store, create_app, load_served
 from bastion.gateway.pipeline import Pipeline
 
@@ -47,6 +51,29 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
         "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": float(ms.mean()),
     }
+
+
+def _timed(times: dict[str, list[float]], name: str, call: Callable[..., Any], *args: Any) -> Any:
+    start = time.perf_counter()
+    result = call(*args)
+    times.setdefault(name, []).append(time.perf_counter() - start)
+    return result
+
+
+def per_guard(pipeline: Pipeline, bodies: list[bytes]) -> dict[str, dict[str, float]]:
+    """Each step of the pipeline timed alone over ``bodies``, in the pipeline's order."""
+    times: dict[str, list[float]] = {}
+    for body in bodies:
+        _, x = _timed(times, "input", pipeline.input_guard.inspect, body)
+        query = Query(identity="bench", address="127.0.0.1", x=x)
+        for guard in (*pipeline.rate_guards, *pipeline.input_detectors):
+            _timed(times, guard.name, guard.check, query)
+        scores = _timed(times, "model", pipeline.model.scores, x)
+        answered = Query(identity="bench", address="127.0.0.1", x=x, scores=scores)
+        for guard in pipeline.answer_detectors:
+            _timed(times, guard.name, guard.check, answered)
+        _timed(times, "output", pipeline.outputs["client"].render, scores)
+    return {name: _percentiles(t) for name, t in times.items()}
 
 
 def bare_app(model: Any) -> FastAPI:
@@ -114,6 +141,9 @@ def run(requests: int) -> dict[str, Any]:
             start = time.perf_counter()
             pipeline.predict("bench", "127.0.0.1", "client", body)
             direct["pipeline"].append(time.perf_counter() - start)
+        steps = per_guard(
+            Pipeline(settings, served), [json.dumps({"inputs": i}).encode() for i in stream]
+        )
 
     figures = {name: _percentiles(t) for name, t in {**times, **direct}.items()}
     added = [g - b for g, b in zip(times["gateway"], times["bare"], strict=True)]
@@ -132,6 +162,7 @@ def run(requests: int) -> dict[str, Any]:
         "added_guards_p99_ms": figures["pipeline"]["p99_ms"] - figures["model"]["p99_ms"],
         "added_guards_paired": _percentiles(guards_added),
         "median_bare_ms": statistics.median(times["bare"]) * 1000,
+        "steps": steps,
     }
 
 
@@ -140,11 +171,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "gateway.json", help="where the JSON goes"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = run(args.requests)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{MODEL}, {args.requests} requests each, one process\n")
     print("| path | p50 ms | p99 ms |\n|---|---|---|")
     for name, f in result["figures"].items():
@@ -153,6 +187,9 @@ def main() -> None:
         f"\nadded p99: whole gateway {result['added_http_p99_ms']:.3f} ms, "
         f"guards alone {result['added_guards_p99_ms']:.3f} ms"
     )
+    print("\n| step alone | p50 ms | p99 ms |\n|---|---|---|")
+    for name, f in result["steps"].items():
+        print(f"| {name} | {f['p50_ms']:.3f} | {f['p99_ms']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -8,5 +8,8 @@ pip() {
 }
 pip install -e ".[bench]"
 pip install --no-deps "torchattacks>=3.5"
+# Foolbox pulls eagerpy and, at import, GitPython (for its model zoo) with gitdb and smmap;
+# none of them needs torch, but --no-deps keeps pip from touching the CPU torch build.
+pip install --no-deps "foolbox>=3.3" "eagerpy>=0.30" GitPython gitdb smmap
 # The model-file scanners bastion is compared with; their optional ML extras are not needed.
 pip install --no-deps picklescan modelscan fickling tomlkit

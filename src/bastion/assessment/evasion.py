@@ -65,6 +65,14 @@ class EvasionPlan:
                 raise fail(f"epsilons[{norm.value}]", "at least one budget", values)
             for eps in values:
                 check_number(f"epsilons[{norm.value}]", eps, low=0.0, low_open=True)
+        for attack_id in self.attacks:
+            norm = get_attack(attack_id).norm
+            if norm not in epsilons:
+                raise fail(
+                    f"epsilons[{norm.value}]",
+                    f"budgets for the {norm.value} attack {attack_id}",
+                    None,
+                )
         object.__setattr__(self, "epsilons", epsilons)
         object.__setattr__(
             self, "reference_epsilon", {Norm.parse(k): v for k, v in self.reference_epsilon.items()}

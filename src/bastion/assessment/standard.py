@@ -29,7 +29,7 @@ from bastion.core.assessment import SweepPoint
 from bastion.core.errors import ValidationError
 from bastion.core.results import Finding
 from bastion.core.threat_model import Access, Goal, Norm, Severity
-from bastion.core.validation import check_int, check_number
+from bastion.core.validation import check_bool, check_int, check_number
 from bastion.models.base import Model
 
 __all__ = ["StandardEvaluation", "monotonicity_warnings", "standard_evaluation"]
@@ -151,12 +151,16 @@ def standard_evaluation(
     batch_size: int = 256,
     seed: int = 0,
     progress: Progress | None = None,
+    transfer: bool = False,
 ) -> StandardEvaluation:
     """Run the ensemble on ``(x, y)`` at ``epsilon`` in ``norm``; per-sample worst case.
 
     ``attacks`` overrides the ensemble (registry ids, run in the given order);
     ``overrides`` maps an attack id to hyperparameters replacing the paper's defaults (then
     the evaluation is no longer the standard one, and the stages record what ran).
+    ``transfer=True`` appends the transfer attack ``transfer-mifgsm-{norm}`` (a substitute
+    trained on the model's labels, Papernot et al. 2017) as a last member: when it breaks
+    points the gradient attacks could not, that is reported as gradient masking.
     """
     overrides = overrides or {}
     norm = Norm.parse(norm)
@@ -167,8 +171,15 @@ def standard_evaluation(
         if attacks is not None
         else [a.format(norm=norm.value) for a in STANDARD_ATTACKS]
     )
+    if check_bool("transfer", transfer):
+        wanted.append(f"transfer-mifgsm-{norm.value}")
     if not wanted:
         raise ValidationError("Expected attacks to name at least one attack, but got none")
+    if attacks is None and not any(a in ATTACKS for a in wanted):
+        raise ValidationError(
+            f"The standard evaluation has no attack for the {norm.value} norm (its ensemble "
+            "exists in linf and l2); pass attacks=... to evaluate with others"
+        )
     with model.counter.paused():
         clean_pred = model.labels(x)
     robust = clean_pred == y

@@ -1,29 +1,71 @@
 """The `Attack` base class: one template method that every attack inherits unchanged.
 
 ``Attack.__call__`` is final. It checks the model's access, the inputs (shape, finiteness,
-bounds), the labels and targets; walks the data in batches on the model's device; calls the
-subclass's `run`; then clips to the input bounds, projects onto the epsilon-ball, measures
-success with uncharged queries, and returns an `AttackResult`. A new attack writes only
-``run`` and its ``__init__`` (keyword-only hyperparameters, validated there).
+bounds, and the optional tabular `FeatureConstraints`), the labels and targets; walks the data
+in batches on the model's device; calls the subclass's `run`; then clips to the input bounds,
+projects onto the epsilon-ball, repairs the constraints, measures success with uncharged
+queries, and returns an `AttackResult`. A new attack writes only ``run`` and its ``__init__``
+(keyword-only hyperparameters, validated there); it may hand over labels it already computed
+(`Attack._note_labels`) to spare the base class those uncharged forward passes.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, final
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ClassVar, NamedTuple, Protocol, final
 
 import torch
 
 from bastion.attacks import norms
+from bastion.attacks.constraints import ActiveConstraints
+from bastion.core.constraints import FeatureConstraints
 from bastion.core.errors import AccessError, ValidationError
 from bastion.core.results import AttackResult
 from bastion.core.threat_model import Access, Norm, ThreatModel
 from bastion.core.validation import check_int, check_number, describe
 from bastion.models.base import Model
 from bastion.models.tensors import as_batch, as_labels, check_in_bounds
+from bastion.models.torch_model import TorchModel
 
-__all__ = ["Attack"]
+__all__ = ["Attack", "BudgetWatched", "watch_budget"]
+
+
+class BudgetWatched(Protocol):
+    """Something that caps an attack's queries and can tell which samples the cap stopped."""
+
+    def stopped_by_budget(self) -> torch.Tensor:
+        """Per sample of the batch (bool, on the CPU): did a query budget stop its attack?"""
+        ...
+
+
+# The query trackers created while one batch of one call runs (None outside a call).
+_WATCHED: ContextVar[list[BudgetWatched] | None] = ContextVar("bastion_watched", default=None)
+
+
+def watch_budget(tracker: BudgetWatched) -> None:
+    """Register ``tracker`` with the attack call now running, if any.
+
+    `Attack.__call__` reads every registered tracker after its ``run`` returns a batch, and
+    sets `AttackResult.budget_exhausted` when a sample the attack did not win was stopped by
+    a budget. A query-limited attack gets this for free by using ``QueryTracker``.
+    """
+    watched = _WATCHED.get()
+    if watched is not None:
+        watched.append(tracker)
+
+
+@contextmanager
+def _watching() -> Iterator[list[BudgetWatched]]:
+    watched: list[BudgetWatched] = []
+    token = _WATCHED.set(watched)
+    try:
+        yield watched
+    finally:
+        _WATCHED.reset(token)
 
 
 class Attack(ABC):
@@ -40,6 +82,18 @@ class Attack(ABC):
         epsilon: the perturbation budget in ``norm``, in input units.
         batch_size: samples attacked at once on the model's device.
         seed: seeds the attack's own random generator; the global RNG is never touched.
+
+    Tabular constraints (``constraints=`` of the call, a `FeatureConstraints`): the inputs
+    must satisfy them (else `ValidationError` naming the sample and feature). Every attack,
+    black-box included, gets the final repair on each returned example: immutable features
+    reset to the clean value, per-feature bounds clamped, integer features set to
+    ``x + trunc(delta)`` and integer-coded categorical features to the allowed value between
+    the clean and the adversarial value nearest the latter (both stay inside the ball), and
+    each one-hot group projected to a valid one-hot (the original category when the change
+    would leave the ball). Success is measured after the repair. The continuous part
+    (immutable features and per-feature bounds) is also enforced at every iteration by the
+    attacks that call `_project_step` and `_free_gradient` (FGSM/FGM, PGD, APGD, MI-FGSM);
+    while a call runs, `run` finds the compiled constraints in ``self._constraints``.
     """
 
     id: ClassVar[str]
@@ -47,6 +101,11 @@ class Attack(ABC):
     requires: ClassVar[Access]
     leaf: ClassVar[str]
     title: ClassVar[str]
+
+    # The constraints of the call now running (None outside a call or without constraints).
+    _constraints: ActiveConstraints | None = None
+    # The labels `run` handed over for the batch now running (None when they are not used).
+    _notes: list[_Note] | None = None
 
     def __init__(self, *, epsilon: float, batch_size: int = 256, seed: int = 0) -> None:
         self.epsilon = check_number("epsilon", epsilon, low=0.0)
@@ -67,7 +126,7 @@ class Attack(ABC):
 
         ``y`` holds the true labels; ``target`` the wanted labels of a targeted attack (else
         None). The base class clips and projects whatever is returned, so a slightly
-        out-of-budget result is repaired, never trusted.
+        out-of-budget result is repaired, never trusted; so are the tabular constraints.
         """
 
     def params(self) -> dict[str, Any]:
@@ -76,8 +135,20 @@ class Attack(ABC):
 
     # --- the template method -------------------------------------------------------------
     @final
-    def __call__(self, model: Model, x: Any, y: Any, *, target: Any = None) -> AttackResult:
-        """Attack ``x`` (true labels ``y``; optional ``target`` labels) and report the outcome."""
+    def __call__(
+        self,
+        model: Model,
+        x: Any,
+        y: Any,
+        *,
+        target: Any = None,
+        constraints: FeatureConstraints | None = None,
+    ) -> AttackResult:
+        """Attack ``x`` (true labels ``y``; optional ``target`` labels) and report the outcome.
+
+        ``constraints`` (tabular inputs) restricts which changes count: see the class
+        docstring for where each rule is enforced.
+        """
         if not isinstance(model, Model):
             raise ValidationError(
                 "Expected model to be a bastion Model (wrap it with an adapter such as "
@@ -91,6 +162,10 @@ class Attack(ABC):
             )
         xs = as_batch(x, model.input_shape)
         check_in_bounds(xs, model.bounds)
+        active = None
+        if constraints is not None:
+            active = ActiveConstraints.compile(constraints, model)
+            active.check_inputs(xs)
         n = xs.shape[0]
         ys = as_labels(y, n, model.num_classes)
         targets = None
@@ -109,20 +184,46 @@ class Attack(ABC):
         queries_before = model.counter.count
         started = time.perf_counter()
         pieces = []
-        for start in range(0, n, self.batch_size):
-            stop = start + self.batch_size
-            xb = xs[start:stop].to(model.device)
-            yb = ys[start:stop].to(model.device)
-            tb = None if targets is None else targets[start:stop].to(model.device)
-            adv = self.run(model, xb, yb, tb, generator).detach()
-            pieces.append(self._repair(xb, adv, model.bounds).cpu())
+        stopped = []
+        known_clean: list[tuple[torch.Tensor, torch.Tensor]] = []
+        known_adv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # Labels handed over by `run` stand in for the base class's own forward pass only on
+        # a plain TorchModel, whose labels are by definition the argmax of its logits.
+        reuse = type(model) is TorchModel
+        self._constraints = active
+        try:
+            for start in range(0, n, self.batch_size):
+                stop = start + self.batch_size
+                xb = xs[start:stop].to(model.device)
+                yb = ys[start:stop].to(model.device)
+                tb = None if targets is None else targets[start:stop].to(model.device)
+                self._notes = [] if reuse else None
+                with _watching() as watched:
+                    adv = self.run(model, xb, yb, tb, generator).detach()
+                fixed = self._repair(xb, adv, model.bounds)
+                notes, self._notes = self._notes or [], None
+                known_clean.append(_known(notes, xb))
+                known_adv.append(_known(notes, fixed))
+                pieces.append(fixed.cpu())
+                stopped.append(_stopped(watched, xb.shape[0]))
+        finally:
+            self._constraints = None
+            self._notes = None
         seconds = time.perf_counter() - started
         queries = model.counter.count - queries_before
         x_adv = torch.cat(pieces)
 
-        with model.counter.paused():
-            clean_pred = model.labels(xs)
-            adv_pred = model.labels(x_adv)
+        # Success is measured on exactly the returned x_adv, uncharged, in one forward pass
+        # over every row whose label `run` did not hand over.
+        clean_pred, clean_done = (torch.cat(parts) for parts in zip(*known_clean, strict=True))
+        adv_pred, adv_done = (torch.cat(parts) for parts in zip(*known_adv, strict=True))
+        todo = torch.cat([xs[~clean_done], x_adv[~adv_done]])
+        if todo.shape[0]:
+            with model.counter.paused():
+                got = model.labels(todo)
+            split = int((~clean_done).sum())
+            clean_pred[~clean_done] = got[:split]
+            adv_pred[~adv_done] = got[split:]
         success = adv_pred == targets if targets is not None else adv_pred != ys
         return AttackResult(
             attack=self.id,
@@ -134,6 +235,7 @@ class Attack(ABC):
             queries=queries,
             seconds=seconds,
             params=self.params(),
+            budget_exhausted=bool((torch.cat(stopped) & ~success.cpu()).any()),
         )
 
     def threat_model(
@@ -161,12 +263,100 @@ class Attack(ABC):
                 f"expected {tuple(x.shape)}"
             )
         adv = torch.where(torch.isfinite(adv), adv, x)
+        active = self._constraints
+        if active is not None:
+            adv = active.project_step(x, adv)
         delta = norms.project(adv - x, self.norm, self.epsilon)
-        return (x + delta).clamp(*bounds)
+        adv = (x + delta).clamp(*bounds)
+        if active is not None:
+            adv = active.repair(x, adv, self.norm, self.epsilon)
+        return adv
+
+    # --- helpers for iterative attacks ---------------------------------------------------
+    def _note_labels(self, points: torch.Tensor, labels: torch.Tensor) -> None:
+        """Hand over the labels (argmax of the logits) `run` saw the model give at ``points``.
+
+        ``points`` is shaped like the batch ``x`` of `run`: the clean input itself, or the
+        tensor `run` returns. After the repair the base class skips its own uncharged forward
+        pass for every row whose point is bit for bit the clean input or the returned example
+        (a row the repair changed is measured as usual), so success is still judged on
+        exactly what is returned. A label of -1 marks a row whose label is unknown. Used only
+        while a call runs on a plain `TorchModel`; a note whose ``points`` were later changed
+        in place is ignored.
+        """
+        notes = self._notes
+        if notes is None or points.shape[:1] != labels.shape:
+            return
+        if points.requires_grad:
+            points = points.detach()
+        notes.append(_Note(points, labels.detach().clone(), _version(points)))
+
+    def _project_step(
+        self, x: torch.Tensor, adv: torch.Tensor, bounds: tuple[float, float]
+    ) -> torch.Tensor:
+        """Project an iterate onto what the attacker may reach from ``x``.
+
+        Resets immutable features, projects onto the epsilon-ball, clamps to the model's
+        ``bounds`` and to the per-feature bounds of the active constraints. ``x`` and ``adv``
+        may be any matching subset of the batch.
+        """
+        active = self._constraints
+        if active is not None:
+            adv = active.project_step(x, adv)
+        adv = (x + norms.project(adv - x, self.norm, self.epsilon)).clamp(*bounds)
+        if active is not None:
+            adv = active.project_step(x, adv)
+        return adv
+
+    def _free_gradient(self, grad: torch.Tensor) -> torch.Tensor:
+        """``grad`` with the immutable features zeroed (unchanged without constraints)."""
+        active = self._constraints
+        return grad if active is None else active.free_gradient(grad)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _stopped(watched: list[BudgetWatched], n: int) -> torch.Tensor:
+    """Per sample of a batch of ``n``: did any registered tracker's budget stop it?"""
+    out = torch.zeros(n, dtype=torch.bool)
+    for tracker in watched:
+        mask = tracker.stopped_by_budget().cpu()
+        if mask.shape == out.shape:
+            out |= mask
+        elif bool(mask.any()):  # a tracker over some other set of rows: cannot map them
+            out[:] = True
+    return out
+
+
+class _Note(NamedTuple):
+    points: torch.Tensor
+    labels: torch.Tensor
+    version: int
+
+
+def _version(t: torch.Tensor) -> int:
+    """The in-place modification counter of ``t`` (shared by its detached views)."""
+    return int(getattr(t, "_version", -1))
+
+
+def _known(notes: list[_Note], points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels (int64) and a mask (bool) on the CPU of the rows of ``points`` a note covers."""
+    n = points.shape[0]
+    labels = torch.zeros(n, dtype=torch.int64, device=points.device)
+    done = torch.zeros(n, dtype=torch.bool, device=points.device)
+    for note in reversed(notes):  # the latest note first
+        if note.points.shape != points.shape or _version(note.points) != note.version:
+            continue
+        same = ~done & (note.labels >= 0)
+        if note.points is not points:
+            same &= (note.points == points).flatten(1).all(dim=1)
+        labels = torch.where(same, note.labels.to(torch.int64), labels)
+        done |= same
+        if bool(done.all()):
+            break
+    return labels.cpu(), done.cpu()
 
 
 def _json_scalar(value: Any) -> bool:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from bastion.attacks.base import Attack
+from bastion.attacks.evasion.adaptive import (
+    LinfBPDAProjectedGradientDescentAttack,
+    LinfEOTProjectedGradientDescentAttack,
+)
 from bastion.attacks.evasion.apgd import (
     L2APGDCEAttack,
     L2APGDDLRAttack,
@@ -14,7 +18,12 @@ from bastion.attacks.evasion.apgd import (
 from bastion.attacks.evasion.boundary import L2BoundaryAttack
 from bastion.attacks.evasion.cw import L2CarliniWagnerAttack
 from bastion.attacks.evasion.deepfool import L2DeepFoolAttack, LinfDeepFoolAttack
-from bastion.attacks.evasion.fab import L2FABTargetedAttack, LinfFABTargetedAttack
+from bastion.attacks.evasion.fab import (
+    L2FABAttack,
+    L2FABTargetedAttack,
+    LinfFABAttack,
+    LinfFABTargetedAttack,
+)
 from bastion.attacks.evasion.gradient import (
     L2FastGradientAttack,
     L2ProjectedGradientDescentAttack,
@@ -22,10 +31,14 @@ from bastion.attacks.evasion.gradient import (
     LinfProjectedGradientDescentAttack,
 )
 from bastion.attacks.evasion.hopskipjump import L2HopSkipJumpAttack, LinfHopSkipJumpAttack
+from bastion.attacks.evasion.jsma import L0JacobianSaliencyMapAttack
 from bastion.attacks.evasion.momentum import LinfMomentumIterativeAttack
 from bastion.attacks.evasion.nes import LinfNESAttack
+from bastion.attacks.evasion.pgd_l1 import L1ProjectedGradientDescentAttack
+from bastion.attacks.evasion.signopt import L2SignOPTAttack
 from bastion.attacks.evasion.simba import L2SimBADCTAttack
 from bastion.attacks.evasion.square import L2SquareAttack, LinfSquareAttack
+from bastion.attacks.evasion.transfer import LinfTransferMomentumAttack, LinfTransferPGDAttack
 from bastion.core.validation import check_choice
 
 __all__ = ["ATTACKS", "get_attack"]
@@ -56,6 +69,15 @@ ATTACKS: dict[str, type[Attack]] = {
         L2HopSkipJumpAttack,
         LinfHopSkipJumpAttack,
         L2BoundaryAttack,
+        L0JacobianSaliencyMapAttack,
+        L1ProjectedGradientDescentAttack,
+        L2SignOPTAttack,
+        LinfFABAttack,
+        L2FABAttack,
+        LinfTransferMomentumAttack,
+        LinfTransferPGDAttack,
+        LinfEOTProjectedGradientDescentAttack,
+        LinfBPDAProjectedGradientDescentAttack,
     )
 }
 

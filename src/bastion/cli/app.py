@@ -66,7 +66,7 @@ def assess(
     data: Annotated[
         str | None,
         typer.Option(
-            help="Labelled data: .npz/.npy/.csv, an image folder, or digits, "
+            help="Labelled data: .npz/.npy/.csv, an image folder, or digits, digits32, "
             "digits-features, breast-cancer, wine. Default: the zoo model's held-out split."
         ),
     ] = None,

@@ -50,15 +50,37 @@ def serve(
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="Allow loading a pickled model (runs code).")
     ] = False,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            help="A signed manifest (bastion manifest create) that must list and verify the "
+            "model, its weights and the config file before anything is loaded."
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The Ed25519 public key (PEM) the manifest is signed with."),
+    ] = None,
 ) -> None:
-    """Serve a model behind the hardened gateway (every guard on by default)."""
+    """Serve a model behind the hardened gateway (every guard on by default).
+
+    With ``--manifest`` and ``--public-key`` (or ``manifest`` and ``manifest_public_key`` in
+    the config), a model whose files do not verify is refused before it is loaded and
+    before the audit database is opened.
+    """
     import uvicorn
 
     gateway = _gateway()
-    overrides: dict[str, Any] = {"model": model, "database_url": db}
+    overrides: dict[str, Any] = {
+        "model": model,
+        "database_url": db,
+        "manifest": None if manifest is None else str(manifest),
+        "manifest_public_key": None if public_key is None else str(public_key),
+    }
     if trust_pickle:
         overrides["trust_pickle"] = True
     settings = gateway.load_settings(config, **overrides)
+    served = gateway.load_served(settings)  # verifies the manifest first
     store = gateway.Store(settings.database_url)
     if not any(k.role == "admin" and not k.revoked for k in store.list_keys()):
         key_id, key = store.create_key("admin", "created by bastion serve")
@@ -67,7 +89,7 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
-    app = gateway.create_app(settings, store=store)
+    app = gateway.create_app(settings, store=store, served=served)
     console.print(f"Serving {settings.model} on http://{host}:{port}", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
@@ -89,8 +111,8 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(db: Annotated[str, typer.Option(help=_DB_HELP)] = DEFAULT_DB) -> None:
-    """List keys (ids, roles, names; never the keys)."""
-    table = Table("id", "role", "name", "created", "revoked")
+    """List keys (ids, roles, names, whether revoked or blocked by a review; never the keys)."""
+    table = Table("id", "role", "name", "created", "revoked", "blocked")
     for k in _store(db).list_keys():
         table.add_row(
             k.key_id,
@@ -98,6 +120,7 @@ def keys_list(db: Annotated[str, typer.Option(help=_DB_HELP)] = DEFAULT_DB) -> N
             k.name,
             k.created_at.isoformat(timespec="seconds"),
             "yes" if k.revoked else "",
+            "yes" if k.blocked else "",
         )
     console.print(table)
 

@@ -4,6 +4,7 @@ This package imports no ML or web library, so anything can depend on it.
 """
 
 from bastion.core.assessment import AssessmentResult, SweepPoint
+from bastion.core.constraints import FeatureConstraints
 from bastion.core.errors import (
     AccessError,
     BastionError,
@@ -28,6 +29,7 @@ __all__ = [
     "BastionError",
     "BoundsError",
     "ConfigError",
+    "FeatureConstraints",
     "Finding",
     "Goal",
     "LoadError",

@@ -34,6 +34,9 @@ class AttackResult:
         queries: model queries the attack spent (one per sample per forward pass).
         seconds: wall-clock time of the attack alone.
         params: the attack's hyperparameters, for the report.
+        budget_exhausted: True when a query budget (the attack's per-sample ``max_queries``
+            or the model's query budget) stopped the attack on a sample it had not yet won,
+            so the result is partial: more queries might have found more.
     """
 
     attack: str
@@ -45,6 +48,7 @@ class AttackResult:
     queries: int
     seconds: float
     params: Mapping[str, Any] = field(default_factory=dict)
+    budget_exhausted: bool = False
 
     def __len__(self) -> int:
         return len(self.success)
@@ -77,6 +81,7 @@ class AttackResult:
             "queries": self.queries,
             "seconds": self.seconds,
             "params": dict(self.params),
+            "budget_exhausted": self.budget_exhausted,
         }
 
 

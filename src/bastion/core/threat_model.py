@@ -55,6 +55,7 @@ class Norm(_Parsable):
 
     LINF = "linf"
     L2 = "l2"
+    L1 = "l1"
     L0 = "l0"
 
 

@@ -34,8 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bastion._version import __version__
 from bastion.defenses.guards import Action, Verdict, client_address
 from bastion.defenses.guards.ratelimit import RateLimitStorageError
-from bastion.gateway.loader import Served, load_served
-from bastion.gateway.pipeline import DETECTORS, UNAVAILABLE, Pipeline
+from bastion.gateway.loader import Served, load_served, verify_served_files
+from bastion.gateway.pipeline import DETECTORS, UNAVAILABLE, Outcome, Pipeline
 from bastion.gateway.review import install_review, is_review_path
 from bastion.gateway.settings import GatewaySettings, load_settings
 from bastion.gateway.store import (
@@ -46,8 +46,9 @@ from bastion.gateway.store import (
     dumps,
     new_request_id,
 )
+from bastion.gateway.uploads import IMAGE_FIELD, PREDICT_BODY, form_image
 
-__all__ = ["SETTINGS_ENV", "app_from_environment", "create_app"]
+__all__ = ["IMAGE_FIELD", "SETTINGS_ENV", "app_from_environment", "create_app"]
 
 #: Environment variable naming the settings file `app_from_environment` reads.
 SETTINGS_ENV = "BASTION_GATEWAY_CONFIG"
@@ -144,9 +145,16 @@ def create_app(
         store: an already open store; by default one at ``settings.database_url``.
         served: an already loaded model (with calibration data) to serve instead of
             ``settings.model``.
+
+    Raises:
+        ConfigError: ``settings.manifest`` is set and does not verify, or does not list the
+            model, weights or config file (see `verify_served_files`).
     """
     settings = settings or GatewaySettings()
-    served = served or load_served(settings)
+    if served is None:
+        served = load_served(settings)
+    else:
+        verify_served_files(settings)
     pipeline = Pipeline(settings, served)
     db = store or Store(settings.database_url)
     metrics = _Metrics()
@@ -267,17 +275,39 @@ def create_app(
         """Liveness: answers without a key."""
         return {"status": "ok"}
 
-    @app.post("/v1/predict", tags=["predict"])
+    @app.post("/v1/predict", tags=["predict"], openapi_extra=PREDICT_BODY)
     async def predict(request: Request) -> Response:
-        """Predict a JSON batch ``{"inputs": [...]}``; the answer's detail depends on the role."""
+        """Predict a JSON batch ``{"inputs": [...]}``, or one image uploaded as
+        ``multipart/form-data`` in the field ``image``; the answer's detail depends on the role.
+
+        An image's type is read from its bytes (not its name or Content-Type); it must be an
+        allowed format within the pixel limit, and is re-encoded before the model sees it.
+        """
         audit, who = audit_of(request), principal_of(request)
         body = await _read_body(request, settings.guards.max_body_bytes)
         if body is None:
             audit.error = f"request body larger than {settings.guards.max_body_bytes} bytes"
             audit.action = Action.BLOCK.value
             return _error(413, audit.error)
-        audit.input_hash = hashlib.sha256(body).hexdigest()
-        out = await run_in_threadpool(pipeline.predict, who.key_id, audit.address, who.role, body)
+        out: Outcome
+        content_type = request.headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            image = await form_image(request, body)
+            if isinstance(image, str):
+                audit.input_hash = hashlib.sha256(body).hexdigest()
+                out = await run_in_threadpool(
+                    pipeline.refuse, who.key_id, audit.address, image, "form"
+                )
+            else:
+                audit.input_hash = hashlib.sha256(image).hexdigest()
+                out = await run_in_threadpool(
+                    pipeline.predict_image, who.key_id, audit.address, who.role, image
+                )
+        else:
+            audit.input_hash = hashlib.sha256(body).hexdigest()
+            out = await run_in_threadpool(
+                pipeline.predict, who.key_id, audit.address, who.role, body
+            )
         audit.verdicts = [v.as_dict() for v in out.verdicts]
         audit.action = out.action.value
         audit.samples = out.samples

@@ -1,18 +1,31 @@
-"""Loading the served model and the benign data its guards are calibrated on."""
+"""Loading the served model and the benign data its guards are calibrated on.
+
+With ``settings.manifest`` the model is loaded only after the signed manifest verified
+(`bastion.supply_chain.manifest`) and listed every file the model is built from: the model
+file or the factory's weights, and the config file the settings were read from. Nothing
+unverified is opened as a model.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from bastion.core.errors import ConfigError
+from bastion.core.errors import BastionError, ConfigError
 from bastion.data import load_data, load_zoo_model
 from bastion.data.zoo import zoo_name
 from bastion.gateway.settings import GatewaySettings
 from bastion.models import Model, SklearnModel, TorchModel, load_model
+from bastion.supply_chain.manifest import verify_manifest
 
-__all__ = ["Served", "load_served"]
+__all__ = ["Served", "load_served", "verify_served_files"]
+
+# What `bastion.models.load_model` treats as a torch factory rather than a file.
+_FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 @dataclass(frozen=True)
@@ -30,11 +43,67 @@ class Served:
     calibration: torch.Tensor | None
 
 
+def _served_files(settings: GatewaySettings) -> list[tuple[str, Path]]:
+    """The files a manifest must cover: (role, path) for the model, weights and config."""
+    spec = settings.model
+    if zoo_name(spec) is not None:
+        raise ConfigError(
+            f"Refusing to serve {spec} under a manifest: a manifest covers model files, and "
+            "an embedded zoo model is not one; serve the exported file instead"
+        )
+    files: list[tuple[str, Path]] = []
+    if _FACTORY.match(spec) and not Path(spec).exists():
+        if settings.weights is None:
+            raise ConfigError(
+                f"Refusing to serve the factory {spec} under a manifest without weights: "
+                "there is no model file the manifest could cover"
+            )
+    else:
+        files.append(("model", Path(spec)))
+    if settings.weights is not None:
+        files.append(("weights", Path(settings.weights)))
+    if settings.source is not None:
+        files.append(("config", Path(settings.source)))
+    return files
+
+
+def verify_served_files(settings: GatewaySettings) -> None:
+    """Check ``settings.manifest`` before anything is loaded (no-op without a manifest).
+
+    Raises:
+        ConfigError: the manifest or key is missing or unreadable, the signature or a file
+            hash does not verify, or the model, weights or config file is not listed.
+    """
+    if settings.manifest is None or settings.manifest_public_key is None:
+        return
+    manifest = Path(settings.manifest)
+    files = _served_files(settings)
+    refusal = f"Refusing to serve {settings.model}: manifest {manifest}"
+    try:
+        result = verify_manifest(manifest, settings.manifest_public_key)
+    except BastionError as exc:
+        raise ConfigError(f"{refusal} cannot be checked: {exc}") from None
+    if not result.ok:
+        problems = "; ".join(p.message for p in result.problems)
+        raise ConfigError(f"{refusal} does not verify: {problems}")
+    # The manifest verified, so it is well-formed JSON signed by the key.
+    entries = json.loads(manifest.read_bytes())["files"]
+    listed = {(manifest.parent / e["path"]).resolve() for e in entries}
+    for role, path in files:
+        if path.resolve() not in listed:
+            raise ConfigError(f"{refusal} does not list the {role} file {path}")
+
+
 def load_served(settings: GatewaySettings) -> Served:
     """Load ``settings.model``: ``zoo:NAME`` from the embedded zoo, anything else by `load_model`.
 
     Pickled models load only with ``trust_pickle``; `load_model` refuses them otherwise.
+    With ``settings.manifest``, `verify_served_files` runs first.
+
+    Raises:
+        ConfigError: the manifest does not verify or does not cover the served files.
     """
+    verify_served_files(settings)
     spec = settings.model
     name = zoo_name(spec)
     if name is not None:

@@ -1,11 +1,12 @@
 """The guard pipeline the gateway runs per prediction, free of any web framework.
 
-Order: input validation, rate limits (charged per sample), the query-attack detectors that
-look at the input (Blacklight, nearest neighbours), the model, the guards that look at its
-answer (boundary proximity), output hardening. A request refused at any step never reaches
-the model (or, for an answer-side block, its answer is withheld). Guard state and the model
-are shared by all requests, so the pipeline runs under one lock. When the rate-limit store
-(Redis) is unreachable the pipeline fails closed: 503, and an error in the
+Order: input validation (a JSON batch or an uploaded image), rate limits (charged per
+sample), the query-attack detectors that look at the input (Blacklight, nearest neighbours),
+the model, the guards that look at its answer (boundary proximity, PRADA), output hardening.
+A request refused at any step never reaches the model (or, for an answer-side block, its
+answer is withheld). Validation holds no state and runs outside the lock; guard state and
+the model are shared by all requests, so the rest runs under one lock. When the rate-limit
+store (Redis) is unreachable the pipeline fails closed: 503, and an error in the
 ``bastion.gateway`` log, never traffic let through unlimited.
 """
 
@@ -28,10 +29,10 @@ from bastion.defenses.guards import (
     InputGuard,
     NearestNeighbourGuard,
     OutputPolicy,
+    PradaGuard,
     Query,
     RateLimitGuard,
     Verdict,
-    strongest,
 )
 from bastion.defenses.guards.ratelimit import RateLimitStorageError
 from bastion.gateway.loader import Served
@@ -40,14 +41,32 @@ from bastion.gateway.settings import GatewaySettings
 __all__ = ["DETECTORS", "UNAVAILABLE", "Outcome", "Pipeline"]
 
 #: Guards whose firing goes to the review queue (validation and rate limits do not).
-DETECTORS = ("blacklight", "nearest-neighbour", "boundary")
+DETECTORS = ("blacklight", "nearest-neighbour", "boundary", "prada")
 
-_STAGE_STATUS = {"size": 413, "json": 400, "content": 422}
+# HTTP status per failed validation stage (see `InputGuard.inspect` and `inspect_image`).
+_STAGE_STATUS = {
+    "size": 413,
+    "json": 400,
+    "form": 400,
+    "content": 422,
+    "type": 415,
+    "pixels": 413,
+    "decode": 422,
+}
 
 #: The answer to a request that could not be rate limited because the store is unreachable.
 UNAVAILABLE = "service unavailable: the rate-limit store cannot be reached"
 
 log = logging.getLogger("bastion.gateway")
+
+# `Action.rank` looks the action up in a list each time; the pipeline ranks several verdicts
+# per request, so it keeps the ranks in a dict.
+_RANK = {action: action.rank for action in Action}
+
+
+def _strongest(verdicts: list[Verdict]) -> Action:
+    """`bastion.defenses.guards.strongest`, with the ranks precomputed."""
+    return max((v.action for v in verdicts), key=_RANK.__getitem__, default=Action.ALLOW)
 
 
 def _store_down(exc: RateLimitStorageError) -> None:
@@ -81,7 +100,7 @@ class Outcome:
     @property
     def action(self) -> Action:
         """The strongest action any guard asked for."""
-        return strongest(self.verdicts)
+        return _strongest(self.verdicts)
 
 
 class Pipeline:
@@ -98,6 +117,8 @@ class Pipeline:
             max_batch=cfg.max_batch,
             max_body_bytes=cfg.max_body_bytes,
             max_depth=cfg.max_depth,
+            image_formats=cfg.image_formats,
+            max_image_pixels=cfg.max_image_pixels,
         )
         self.rate_guards = [
             RateLimitGuard(
@@ -116,13 +137,19 @@ class Pipeline:
             salt = None if settings.secret is None else settings.secret.get_secret_value().encode()
             self.input_detectors.append(
                 BlacklightGuard.for_input_size(
-                    pixels, bounds=model.bounds, salt=salt, action=cfg.blacklight_action
+                    pixels,
+                    bounds=model.bounds,
+                    salt=salt,
+                    min_matches=cfg.blacklight_min_matches,
+                    action=cfg.blacklight_action,
                 )
             )
         calibration = served.calibration
         if cfg.nearest_neighbour:
             knn = NearestNeighbourGuard(
-                k=cfg.nearest_neighbour_k, action=cfg.nearest_neighbour_action
+                k=cfg.nearest_neighbour_k,
+                skip_nearest=cfg.nearest_neighbour_skip,
+                action=cfg.nearest_neighbour_action,
             )
             if cfg.nearest_neighbour_threshold is not None:
                 knn.threshold = cfg.nearest_neighbour_threshold
@@ -136,7 +163,11 @@ class Pipeline:
             self.input_detectors.append(knn)
         self.grants_scores = model.access.grants(Access.SCORES)
         if cfg.boundary and self.grants_scores:
-            boundary = BoundaryGuard(action=cfg.boundary_action)
+            boundary = BoundaryGuard(
+                attack_rate=cfg.boundary_attack_rate,
+                false_alarm=cfg.boundary_false_alarm,
+                action=cfg.boundary_action,
+            )
             if cfg.boundary_near_margin is not None:
                 boundary.near_margin = cfg.boundary_near_margin
             elif calibration is not None:
@@ -147,6 +178,16 @@ class Pipeline:
                     "guard, or guards.boundary = false"
                 )
             self.answer_detectors.append(boundary)
+        if cfg.prada:
+            self.answer_detectors.append(
+                PradaGuard(
+                    delta=cfg.prada_delta,
+                    min_distances=cfg.prada_min_distances,
+                    duplicate_distance=cfg.prada_duplicate_distance,
+                    bounds=model.bounds,
+                    action=cfg.prada_action,
+                )
+            )
         self.outputs = {
             role: OutputPolicy(mode=o.mode, k=o.k, decimals=o.decimals)
             for role, o in settings.outputs.items()
@@ -183,11 +224,35 @@ class Pipeline:
         return torch.nn.functional.one_hot(labels, self.model.num_classes).to(torch.float32)
 
     def predict(self, identity: str, address: str, role: str, body: bytes) -> Outcome:
-        """Run every guard and, if none refuses, the model; never raises for bad input."""
+        """Run every guard on a JSON body and, if none refuses, the model; never raises for
+        bad input."""
+        return self.run(identity, address, role, *self.input_guard.inspect(body))
+
+    def predict_image(self, identity: str, address: str, role: str, data: bytes) -> Outcome:
+        """`predict` for an uploaded image file (its bytes, re-encoded before the model)."""
+        return self.run(identity, address, role, *self.input_guard.inspect_image(data))
+
+    def refuse(self, identity: str, address: str, reason: str, stage: str) -> Outcome:
+        """Record a request refused before validation (e.g. a malformed upload form).
+
+        It is still charged to the rate limits, like any other request.
+        """
+        verdict = self.input_guard.fire(reason, stage=stage)
+        return self.run(identity, address, "client", verdict, None)
+
+    def run(
+        self,
+        identity: str,
+        address: str,
+        role: str,
+        verdict: Verdict,
+        batch: torch.Tensor | None,
+    ) -> Outcome:
+        """The guards after validation: ``verdict`` and ``batch`` come from the input guard
+        (``batch`` None when it refused)."""
         out = Outcome()
+        out.verdicts.append(verdict)
         with self._lock:
-            verdict, batch = self.input_guard.inspect(body)
-            out.verdicts.append(verdict)
             query = Query(identity=identity, address=address, x=batch)
             try:
                 rate = [g.check(query) for g in self.rate_guards]
@@ -209,7 +274,7 @@ class Pipeline:
                 return out
             out.samples = int(batch.shape[0])
             out.verdicts.extend(g.check(query) for g in self.input_detectors)
-            if out.action is Action.BLOCK:
+            if any(v.action is Action.BLOCK for v in out.verdicts):
                 out.status = 403
                 out.error = "request refused: it matches a query-attack pattern"
                 return out
@@ -217,7 +282,7 @@ class Pipeline:
             out.reached_model = True
             answered = Query(identity=identity, address=address, x=batch, scores=scores)
             out.verdicts.extend(g.check(answered) for g in self.answer_detectors)
-        final = strongest(out.verdicts)
+        final = _strongest(out.verdicts)
         if final is Action.BLOCK:
             out.status = 403
             out.error = "answer withheld: this identity's queries match a query-attack pattern"

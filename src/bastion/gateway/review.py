@@ -4,24 +4,22 @@
 send ``Authorization: Bearer`` on a plain navigation, so an admin logs in at
 ``/review/login`` by pasting the key once; the gateway answers with a random session id in
 an ``HttpOnly``, ``SameSite=Strict`` cookie (the key itself is never stored or sent back).
-Sessions live in the process's memory and end after `SESSION_SECONDS`, at logout, or as soon
-as the key is revoked, blocked, or no longer an admin's. Callers with a Bearer admin key may
-use the page and its actions too.
+Sessions live in the database (`bastion.gateway.sessions`: only the hash of the session id is
+stored), so every gateway process on one database shares them; they end after
+`SESSION_SECONDS`, at logout, or as soon as the key is revoked, blocked, or no longer an
+admin's. Callers with a Bearer admin key may use the page and its actions too.
 
-Every state-changing form carries a CSRF token: the HMAC-SHA256, under a per-process random
-secret, of the session id (or, for a Bearer caller, of the key id), compared with
-`hmac.compare_digest`. The login form uses a double-submit token (a random cookie repeated in
-the form). A missing or wrong token is refused with 403 and changes nothing.
+Every state-changing form carries a CSRF token, compared with `hmac.compare_digest`: a random
+token stored with the session (or, for a Bearer caller, the HMAC-SHA256 of the key id under a
+secret shared through the database). The login form uses a double-submit token (a random
+cookie repeated in the form). A missing or wrong token is refused with 403 and changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from bastion.core.errors import ValidationError
 from bastion.defenses.guards import Action, Verdict
 from bastion.defenses.guards.ratelimit import RateLimitStorageError
+from bastion.gateway.sessions import ReviewSessions
 from bastion.gateway.store import FlagRecord, Principal, RequestRecord, Store
 
 __all__ = ["REVIEW_PATH", "SESSION_COOKIE", "SESSION_SECONDS", "install_review", "is_review_path"]
@@ -49,7 +48,6 @@ SESSION_SECONDS = 3600
 _LOGIN_COOKIE = "bastion_review_login"
 _MAX_FORM = 16_384
 _MAX_ROWS = 200
-_MAX_SESSIONS = 1000
 _HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -70,39 +68,6 @@ def is_review_path(path: str) -> bool:
     return path == REVIEW_PATH or path.startswith(REVIEW_PATH + "/")
 
 
-class _Sessions:
-    """Server-side sessions: the sha256 of a random id maps to a key id and an expiry time."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_hash: dict[str, tuple[str, float]] = {}
-
-    @staticmethod
-    def _hash(sid: str) -> str:
-        return hashlib.sha256(sid.encode("utf-8")).hexdigest()
-
-    def create(self, key_id: str) -> str:
-        sid = secrets.token_urlsafe(32)
-        now = time.monotonic()
-        with self._lock:
-            self._by_hash = {h: v for h, v in self._by_hash.items() if v[1] > now}
-            while len(self._by_hash) >= _MAX_SESSIONS:  # oldest first (dicts keep order)
-                del self._by_hash[next(iter(self._by_hash))]
-            self._by_hash[self._hash(sid)] = (key_id, now + SESSION_SECONDS)
-        return sid
-
-    def key_id(self, sid: str) -> str | None:
-        with self._lock:
-            found = self._by_hash.get(self._hash(sid))
-            if found is None or found[1] <= time.monotonic():
-                return None
-            return found[0]
-
-    def drop(self, sid: str) -> None:
-        with self._lock:
-            self._by_hash.pop(self._hash(sid), None)
-
-
 def _evidence(text: str) -> str:
     try:
         shown = json.dumps(json.loads(text), indent=1, sort_keys=True, default=str)
@@ -119,11 +84,7 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
         store: the audit store holding keys and flags.
         limit_address: the per-address rate limit charged for every failed login.
     """
-    sessions = _Sessions()
-    secret = secrets.token_bytes(32)
-
-    def csrf_for(subject: str) -> str:
-        return hmac.new(secret, subject.encode("utf-8"), hashlib.sha256).hexdigest()
+    sessions = ReviewSessions(store, seconds=SESSION_SECONDS)
 
     def page(code: int, view: str, **context: Any) -> HTMLResponse:
         html = _ENV.get_template("review.html").render(view=view, **context)
@@ -149,23 +110,23 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
             secure=request.url.scheme == "https",
         )
 
-    def caller(request: Request) -> tuple[Principal, str] | None:
-        """The caller and the subject of its CSRF token, or None when not logged in."""
+    def caller(request: Request) -> tuple[Principal, str, bool] | None:
+        """The caller, its CSRF token and whether it came by cookie; None when not logged in."""
         bearer: Principal | None = getattr(request.state, "principal", None)
         if bearer is not None:
-            return bearer, "key:" + bearer.key_id
+            return bearer, sessions.bearer_csrf(bearer.key_id), False
         sid = request.cookies.get(SESSION_COOKIE, "")
-        key_id = sessions.key_id(sid) if sid else None
-        if key_id is None:
+        session = sessions.get(sid) if sid else None
+        if session is None:
             return None
-        info = store.get_key(key_id)
+        info = store.get_key(session.key_id)
         if info is None or info.revoked or info.blocked or info.role != "admin":
-            sessions.drop(sid)
+            sessions.close(sid)
             return None
         audit = getattr(request.state, "audit", None)
         if audit is not None:
-            audit.identity = key_id
-        return Principal(info.key_id, info.role, info.blocked), "session:" + sid
+            audit.identity = info.key_id
+        return Principal(info.key_id, info.role, info.blocked), session.csrf, True
 
     async def form_of(request: Request) -> dict[str, str] | None:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -187,16 +148,16 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
         found = await run_in_threadpool(caller, request)
         if found is None:
             return fail(request, 401, "log in at /review/login first")
-        who, subject = found
+        who, csrf, _ = found
         if who.role != "admin":
             return fail(request, 403, "the review page needs an admin key")
         form = await form_of(request)
         token = (form or {}).get("csrf", "")
-        if form is None or not hmac.compare_digest(token.encode(), csrf_for(subject).encode()):
+        if form is None or not hmac.compare_digest(token.encode(), csrf.encode()):
             return fail(request, 403, "missing or invalid CSRF token; reload the review page")
         return who, form
 
-    def render_review(who: Principal, subject: str) -> HTMLResponse:
+    def render_review(who: Principal, csrf: str, by_cookie: bool) -> HTMLResponse:
         keys = {k.key_id: k for k in store.list_keys()}
         with store.session() as s:
             grouped = s.execute(
@@ -259,8 +220,8 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
             200,
             "review",
             who=who,
-            by_cookie=subject.startswith("session:"),
-            csrf=csrf_for(subject),
+            by_cookie=by_cookie,
+            csrf=csrf,
             identities=identities,
             flags=flags,
         )
@@ -304,8 +265,9 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
         request.state.audit.identity = found.key_id
         if found.role != "admin" or found.blocked:
             return fail(request, 403, "the review page needs an admin key that is not blocked")
+        sid, _ = await run_in_threadpool(sessions.open, found.key_id)
         response = see_other(REVIEW_PATH)
-        set_cookie(request, response, SESSION_COOKIE, sessions.create(found.key_id))
+        set_cookie(request, response, SESSION_COOKIE, sid)
         response.delete_cookie(_LOGIN_COOKIE, path=REVIEW_PATH)
         return response
 
@@ -315,7 +277,9 @@ def install_review(app: FastAPI, store: Store, limit_address: Callable[[str], Ve
         checked = await authorised(request)
         if isinstance(checked, Response):
             return checked
-        sessions.drop(request.cookies.get(SESSION_COOKIE, ""))
+        sid = request.cookies.get(SESSION_COOKIE, "")
+        if sid:
+            await run_in_threadpool(sessions.close, sid)
         response = see_other(REVIEW_PATH + "/login")
         response.delete_cookie(SESSION_COOKIE, path=REVIEW_PATH)
         return response

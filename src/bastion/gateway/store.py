@@ -8,6 +8,10 @@ Keys are stored only as SHA-256 hashes: a key is 256 bits of randomness, so a pl
 suffices (no password stretching) and a leaked database yields no usable key. A key reads
 ``bst_<id>_<secret>``; the id finds the row, the hash of the whole key is compared in
 constant time.
+
+Database URLs carry credentials: every error and the `Store.url` attribute show them with the
+password replaced by ``***`` (see `bastion.gateway.database`). Text that reaches the database
+from a request is cleaned of NUL characters, which PostgreSQL refuses in text columns.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -28,16 +33,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    create_engine,
-    event,
     select,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from bastion.core.errors import ConfigError, ValidationError
 from bastion.core.validation import check_choice
+from bastion.gateway.database import open_engine, redact_error, redact_url
 
 __all__ = [
     "ROLES",
@@ -45,9 +48,11 @@ __all__ = [
     "Base",
     "FeedbackRecord",
     "FlagRecord",
+    "GatewaySecret",
     "KeyInfo",
     "Principal",
     "RequestRecord",
+    "ReviewSession",
     "Store",
     "dumps",
     "hash_key",
@@ -56,6 +61,8 @@ __all__ = [
 
 ROLES = ("client", "admin")
 _PREFIX = "bst"
+_KEY_ID = re.compile(r"[0-9a-f]{1,32}")
+_MAX_NAME = 200
 
 
 def _now() -> datetime:
@@ -65,6 +72,11 @@ def _now() -> datetime:
 def hash_key(key: str) -> str:
     """The hex SHA-256 of an API key, as stored."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _text(value: str) -> str:
+    """Text safe for every backend: PostgreSQL refuses NUL characters."""
+    return value.replace("\x00", "\ufffd")
 
 
 class Base(DeclarativeBase):
@@ -136,6 +148,26 @@ class FlagRecord(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
+class ReviewSession(Base):
+    """A review login session: the hash of its token, whose it is, its CSRF token, its end."""
+
+    __tablename__ = "review_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class GatewaySecret(Base):
+    """A random secret shared by every gateway process on one database, found by its name."""
+
+    __tablename__ = "gateway_secrets"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: the key's public id, its role, and whether an admin blocked it."""
@@ -157,30 +189,18 @@ class KeyInfo:
     blocked: bool = False
 
 
-def _sqlite_wal(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-
 class Store:
     """The gateway's database: create it with a SQLAlchemy URL; tables are created if absent."""
 
     def __init__(self, url: str) -> None:
+        #: The database URL with its password hidden (the only form kept).
+        self.url = redact_url(url)
         try:
-            if url.startswith("sqlite"):
-                self.engine = create_engine(url, connect_args={"check_same_thread": False})
-                _sqlite_wal(self.engine)
-            else:
-                self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = open_engine(url)
             self._migrate()
-        except (SQLAlchemyError, ValueError) as exc:
-            raise ConfigError(f"Cannot open the gateway database {url!r}: {exc}") from exc
-        self.url = url
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            message = redact_error(str(exc), url)
+            raise ConfigError(f"Cannot open the gateway database {self.url!r}: {message}") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # A hash compared when the key id is unknown, so both paths cost the same.
         self._dummy = hash_key(secrets.token_urlsafe(32))
@@ -204,6 +224,11 @@ class Store:
     def create_key(self, role: str = "client", name: str = "") -> tuple[str, str]:
         """Create a key; return ``(key_id, key)``. The key is shown once and never stored."""
         check_choice("role", role, ROLES)
+        if len(name) > _MAX_NAME:
+            raise ValidationError(
+                f"Expected name of at most {_MAX_NAME} characters, but got {len(name)}"
+            )
+        name = _text(name)
         key_id = secrets.token_hex(6)
         key = f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         with self.session() as s, s.begin():
@@ -228,6 +253,8 @@ class Store:
 
     def get_key(self, key_id: str) -> KeyInfo | None:
         """What `list_keys` shows of one key, or None for an unknown id."""
+        if not _KEY_ID.fullmatch(key_id):
+            return None
         with self.session() as s:
             r = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
             if r is None:
@@ -244,7 +271,9 @@ class Store:
             ValidationError: ``key_id`` names no key.
         """
         with self.session() as s, s.begin():
-            row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+            row = None
+            if _KEY_ID.fullmatch(key_id):
+                row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
             if row is None:
                 raise ValidationError(f"Expected the id of an existing key, but got {key_id!r}")
             if blocked and row.blocked_at is None:
@@ -255,7 +284,9 @@ class Store:
     def revoke_key(self, key_id: str) -> None:
         """Revoke a key by its id; raise `ValidationError` for an unknown id."""
         with self.session() as s, s.begin():
-            row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
+            row = None
+            if _KEY_ID.fullmatch(key_id):
+                row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
             if row is None:
                 raise ValidationError(f"Expected the id of an existing key, but got {key_id!r}")
             if row.revoked_at is None:
@@ -266,7 +297,7 @@ class Store:
         parts = key.split("_", 2)
         key_id = parts[1] if len(parts) == 3 and parts[0] == _PREFIX else ""
         row = None
-        if key_id:
+        if _KEY_ID.fullmatch(key_id):
             with self.session() as s:
                 row = s.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
         stored = row.key_hash if row is not None else self._dummy
@@ -279,7 +310,12 @@ class Store:
 
     # --- records -----------------------------------------------------------------------
     def record(self, request: RequestRecord, flags: list[FlagRecord]) -> None:
-        """Write one request and its flags in one transaction."""
+        """Write one request and its flags in one transaction (committed when this returns)."""
+        for row in (request, *flags):
+            for column in row.__table__.columns:
+                value = getattr(row, column.key, None)
+                if isinstance(value, str) and "\x00" in value:
+                    setattr(row, column.key, _text(value))
         with self.session() as s, s.begin():
             s.add(request)
             s.flush()
@@ -287,6 +323,8 @@ class Store:
 
     def prediction_owner(self, prediction_id: str) -> tuple[str, int] | None:
         """Who received prediction ``prediction_id`` and for how many samples; None if unknown."""
+        if "\x00" in prediction_id:
+            return None
         with self.session() as s:
             row = s.get(RequestRecord, prediction_id)
             if row is None or row.reached_model != 1 or row.status != 200:

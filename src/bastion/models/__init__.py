@@ -8,6 +8,7 @@ from bastion.models.base import BaseModel, Model, RestrictedModel, require_acces
 from bastion.models.counter import QueryCounter
 from bastion.models.loading import load_model
 from bastion.models.onnx_model import OnnxModel
+from bastion.models.preprocessed import PreprocessedModel
 from bastion.models.remote import RemoteModel
 from bastion.models.sklearn_model import SklearnModel
 from bastion.models.tensors import as_batch, as_labels, check_in_bounds
@@ -17,6 +18,7 @@ __all__ = [
     "BaseModel",
     "Model",
     "OnnxModel",
+    "PreprocessedModel",
     "QueryCounter",
     "RemoteModel",
     "RestrictedModel",

@@ -109,6 +109,28 @@ def _parse_response(mapping: Any, access: Access) -> _Response:
     )
 
 
+def _parse_keys(keys: Any, header: Any, scheme: Any, headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The rotating API keys, checked without ever putting one in a message."""
+    check_type("api_key_header", header, str)
+    check_type("api_key_scheme", scheme, str)
+    if keys is None:
+        return ()
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence) or not keys:
+        raise ValidationError(
+            "Expected api_keys to be a non-empty list of strings, "
+            f"but got {type(keys).__name__}{'' if keys else ' (empty)'}"
+        )
+    bad = [i for i, k in enumerate(keys) if not isinstance(k, str) or not k or k != k.strip()]
+    if bad:  # positions, never values
+        raise ValidationError(
+            f"Expected every api_keys entry to be a non-empty string without surrounding "
+            f"spaces, but entries {bad} are not"
+        )
+    if not header or header.lower() in {h.lower() for h in headers}:
+        raise fail("api_key_header", "a header name not also given in headers", header)
+    return tuple(keys)
+
+
 class RemoteModel(BaseModel):
     """A classifier behind ``POST url`` with JSON in and JSON out.
 
@@ -132,6 +154,11 @@ class RemoteModel(BaseModel):
             are probabilities; default False), ``classes`` (class names the labels may come
             as, mapped to indices in this order).
         headers: sent with every request (e.g. an ``Authorization`` token); treated as secret.
+        api_keys: keys used in turn, one per request (round-robin; a retry keeps its key), as
+            ``api_key_header: "{api_key_scheme} KEY"``: a caller spreading its queries over
+            several accounts. Treated as secret.
+        api_key_header: the header that carries a key from ``api_keys``.
+        api_key_scheme: the word before the key (``""`` sends the bare key).
         timeout: seconds per request.
         retries: extra attempts after a connect error, a timeout or a 5xx answer (never 4xx).
         backoff: seconds before the first retry, doubling after each.
@@ -152,6 +179,9 @@ class RemoteModel(BaseModel):
         request: Mapping[str, Any] | None = None,
         response: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        api_keys: Sequence[str] | None = None,
+        api_key_header: str = "Authorization",
+        api_key_scheme: str = "Bearer",
         timeout: float = 10.0,
         retries: int = 2,
         backoff: float = 0.2,
@@ -189,9 +219,12 @@ class RemoteModel(BaseModel):
         ]
         if bad:  # name the headers, never their values
             raise ValidationError(f"Expected headers to map names to strings, but {bad} do not")
+        self._keys = _parse_keys(api_keys, api_key_header, api_key_scheme, header_map)
+        self._turn = 0
         # Whatever may carry a credential is redacted from messages. Values under 4 characters
         # hold no real secret, and redacting them would garble numbers in the messages.
         candidates = {*header_map.values(), *(v for _, v in parsed.params.multi_items())}
+        candidates.update(self._keys)
         candidates.add(parsed.password or "")
         self._secrets = sorted((v for v in candidates if len(v) >= 4), key=len, reverse=True)
         port = f":{parsed.port}" if parsed.port else ""
@@ -200,6 +233,8 @@ class RemoteModel(BaseModel):
         )
         self._target = url
         self._header_names = sorted(header_map)
+        self._key_header = api_key_header
+        self._key_prefix = f"{api_key_scheme} " if api_key_scheme else ""
         self.timeout = check_number("timeout", timeout, low=0.0, low_open=True)
         self.retries = check_int("retries", retries, low=0)
         self.backoff = check_number("backoff", backoff, low=0.0)
@@ -236,11 +271,16 @@ class RemoteModel(BaseModel):
         httpx = self._httpx
         attempts = self.retries + 1
         problem, cause = "", None
+        headers = None
+        if self._keys:  # the next account's key, kept for this request's retries
+            key = self._keys[self._turn % len(self._keys)]
+            self._turn += 1
+            headers = {self._key_header: self._key_prefix + key}
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                answer = self._client.post(self._target, json=payload)
+                answer = self._client.post(self._target, json=payload, headers=headers)
             except httpx.TimeoutException as exc:
                 problem, cause = f"timed out (timeout {self.timeout:g}s)", exc
                 continue
@@ -356,5 +396,7 @@ class RemoteModel(BaseModel):
         return (
             f"RemoteModel({self.url!r}, access={self.access.value!r}, "
             f"input_shape={self.input_shape}, num_classes={self.num_classes}, "
-            f"bounds={self.bounds}, headers={self._header_names})"
+            f"bounds={self.bounds}, headers={self._header_names}"
+            + (f", api_keys={len(self._keys)}" if self._keys else "")
+            + ")"
         )

@@ -34,6 +34,15 @@ FAST: dict[str, dict[str, object]] = {
     "hsj-l2": {"epsilon": 1.0, "max_queries": 60, "init_evals": 10},
     "hsj-linf": {"epsilon": 0.1, "max_queries": 60, "init_evals": 10},
     "boundary-l2": {"epsilon": 1.0, "max_queries": 60},
+    "jsma-l0": {"epsilon": 8, "gamma": 0.15},
+    "pgd-l1": {"epsilon": 3.0, "steps": 5},
+    "sign-opt-l2": {"epsilon": 1.0, "max_queries": 300, "k": 20},
+    "fab-linf": {"epsilon": 0.1, "steps": 3},
+    "fab-l2": {"epsilon": 1.0, "steps": 3},
+    "transfer-mifgsm-linf": {"epsilon": 0.1, "substitute_epochs": 2, "train_epochs": 2},
+    "transfer-pgd-linf": {"epsilon": 0.1, "steps": 5, "substitute_epochs": 2, "train_epochs": 2},
+    "eot-pgd-linf": {"epsilon": 0.1, "steps": 3, "eot_samples": 2},
+    "bpda-pgd-linf": {"epsilon": 0.1, "steps": 5},
 }
 
 

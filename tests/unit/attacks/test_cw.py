@@ -72,3 +72,13 @@ def test_unbroken_samples_come_back_unchanged(
     failed = ~result.success
     assert bool(failed[result.clean_correct].all())
     assert torch.equal(result.x_adv[failed], x[failed])
+
+
+def test_cw_leaves_the_models_parameter_gradients_alone(
+    digits_model: TorchModel, digits_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    x, y = digits_batch
+    for p in digits_model.module.parameters():
+        p.grad = None
+    L2CarliniWagnerAttack(epsilon=1.0, binary_search_steps=1, steps=3)(digits_model, x[:8], y[:8])
+    assert all(p.grad is None for p in digits_model.module.parameters())

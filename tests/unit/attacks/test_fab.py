@@ -93,3 +93,47 @@ def test_fab_finds_small_adversarials_and_leaves_misclassified_points_alone(
     # Minimal: halving the perturbation undoes most successes.
     half = digits_model.labels(x + (result.x_adv - x) / 2) == y
     assert float(half[result.clean_correct].float().mean()) >= 0.8
+
+
+def _bisection_linf(
+    z: torch.Tensor, w: torch.Tensor, b: torch.Tensor, low: float, high: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: the smallest linf radius whose box around z (within bounds) reaches the
+    plane, by bisection on the radius (a slow, independent way to the same optimum)."""
+    goal = -b
+
+    def reach(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lo = (z - t[:, None]).clamp_min(low)
+        hi = (z + t[:, None]).clamp_max(high)
+        small = (w * torch.where(w > 0, lo, hi)).sum(1)
+        large = (w * torch.where(w > 0, hi, lo)).sum(1)
+        return (small <= goal) & (goal <= large), small
+
+    t_lo, t_hi = torch.zeros_like(goal), torch.full_like(goal, high - low)
+    feasible, _ = reach(t_hi)
+    for _ in range(60):
+        mid = (t_lo + t_hi) / 2
+        ok, _ = reach(mid)
+        t_hi, t_lo = torch.where(ok, mid, t_hi), torch.where(ok, t_lo, mid)
+    return t_hi, feasible
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_linf_projection_matches_a_bisection_reference(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    n, d = 64, 5 + 60 * seed
+    low, high = (-1.0, 2.0) if seed % 2 else (0.0, 1.0)
+    z = low + (high - low) * torch.rand(n, d, generator=gen, dtype=torch.float64)
+    keep = torch.rand(n, d, generator=gen) > 0.2  # some zero weights
+    w = torch.randn(n, d, generator=gen, dtype=torch.float64) * keep
+    b = torch.randn(n, generator=gen, dtype=torch.float64) * (1 + seed)
+    b[:8] = w[:8].abs().sum(1) * (abs(low) + abs(high)) + 1.0  # out of reach of the box
+    v, ok = project_on_hyperplane(z, w, b, Norm.LINF, (low, high))
+    radius, feasible = _bisection_linf(z, w, b, low, high)
+    assert torch.equal(ok, feasible)
+    assert not bool(ok[:8].any()) and bool(ok[8:].any())
+    dist = (v - z).abs().amax(dim=1)
+    assert torch.allclose(dist[ok], radius[ok], atol=1e-9)
+    assert float(((w * v).sum(1) + b)[ok].abs().max()) < 1e-9
+    assert float(v.min()) >= low and float(v.max()) <= high
+    assert torch.equal(v[~ok], z[~ok])

@@ -23,7 +23,7 @@ def test_threat_model_parses_strings_and_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"norm": "l1"}, "norm"),
+        ({"norm": "l3"}, "norm"),
         ({"epsilon": -0.1}, "epsilon"),
         ({"epsilon": float("nan")}, "epsilon"),
         ({"bounds": (1, 0)}, "low < high"),

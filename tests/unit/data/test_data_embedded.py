@@ -10,6 +10,7 @@ from bastion.data import EMBEDDED, load_embedded
 
 EXPECTED = {
     "digits": ((1797, 1, 8, 8), 10, None),
+    "digits32": ((1797, 1, 32, 32), 10, None),
     "digits-features": ((1797, 64), 10, 64),
     "breast-cancer": ((569, 30), 2, 30),
     "wine": ((178, 13), 3, 13),
@@ -67,6 +68,7 @@ def test_each_call_is_a_fresh_copy() -> None:
 
 def test_unknown_name_lists_the_choices() -> None:
     with pytest.raises(
-        ValidationError, match=r"one of 'digits', 'digits-features', 'breast-cancer', 'wine'"
+        ValidationError,
+        match=r"one of 'digits', 'digits32', 'digits-features', 'breast-cancer', 'wine'",
     ):
         load_embedded("mnist")

@@ -79,6 +79,41 @@ def test_rate_limit_per_address() -> None:
     assert guard.name == "rate-limit-address"
 
 
+def test_rate_limit_memory_store_starts_no_timer_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stock in-memory store starts a sweeper thread after almost every hit."""
+    import threading
+
+    guard = RateLimitGuard(limit="1000/minute")
+    started: list[object] = []
+    real_timer = threading.Timer
+
+    def counting_timer(*args: object, **kwargs: object) -> threading.Timer:
+        started.append(args)
+        return real_timer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(threading, "Timer", counting_timer)
+    for i in range(200):
+        assert not guard.check(Query(identity=f"user-{i % 7}")).fired
+    assert started == []
+
+
+def test_rate_limit_memory_store_sweeps_expired_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.defenses.guards import ratelimit
+
+    monkeypatch.setattr(ratelimit, "SWEEP_EVERY_S", 0.0)
+    guard = RateLimitGuard(limit="2/second")
+    for i in range(20):
+        guard.check(Query(identity=f"gone-{i}"))
+    events = guard._storage.events
+    assert len(events) == 20
+    import time
+
+    time.sleep(1.1)
+    guard.check(Query(identity="fresh"))
+    assert len(events) == 1
+    assert "fresh" in next(iter(events))
+
+
 def test_rate_limit_rejects_bad_config() -> None:
     with pytest.raises(ValidationError, match="limit"):
         RateLimitGuard(limit="lots")

@@ -171,6 +171,7 @@ def test_predict_records_verdicts_and_output(make_client: Build, digits_entry: Z
         "blacklight",
         "nearest-neighbour",
         "boundary",
+        "prada",
     }
     assert len(record[4]) == 64
 
@@ -261,7 +262,7 @@ def test_metrics_for_admins_only(make_client: Build, digits_entry: ZooEntry) -> 
 def test_query_attack_is_flagged_for_review(make_client: Build, digits_entry: ZooEntry) -> None:
     client, store, keys = make_client()
     sample = digits_entry.test.x[5]
-    for i in range(3):
+    for i in range(4):
         nudged = sample.copy()
         nudged[0, i, i] = min(1.0, float(nudged[0, i, i]) + 0.01)
         answer = client.post(
@@ -269,6 +270,8 @@ def test_query_attack_is_flagged_for_review(make_client: Build, digits_entry: Zo
         )
         assert answer.status_code == 200
         assert "flag" not in answer.text  # the caller is not told it was flagged
+        if i == 2:  # an input sent three times: re-sends (blacklight_min_matches = 3)
+            assert rows(store, "SELECT guard FROM flags") == []
     flags = rows(store, "SELECT guard, action, status FROM flags")
     assert ("blacklight", "flag", "open") in flags
 
@@ -276,7 +279,7 @@ def test_query_attack_is_flagged_for_review(make_client: Build, digits_entry: Zo
 def test_blocking_detector_keeps_queries_from_the_model(
     make_client: Build, digits_entry: ZooEntry
 ) -> None:
-    client, store, keys = make_client(blacklight_action="block")
+    client, store, keys = make_client(blacklight_action="block", blacklight_min_matches=1)
     model = client.app.state.pipeline.model  # type: ignore[attr-defined]
     payload = {"inputs": digits_inputs(digits_entry, 7, 1)}
     assert (
@@ -339,7 +342,9 @@ def test_untrusted_peer_cannot_choose_its_address(
 def test_slow_action_delays_the_answer(make_client: Build, digits_entry: ZooEntry) -> None:
     import time
 
-    client, store, keys = make_client(blacklight_action="slow", slow_seconds=0.3)
+    client, store, keys = make_client(
+        blacklight_action="slow", blacklight_min_matches=1, slow_seconds=0.3
+    )
     payload = {"inputs": digits_inputs(digits_entry, 3, 1)}
     assert (
         client.post("/v1/predict", headers=bearer(keys["client"]), json=payload).status_code == 200

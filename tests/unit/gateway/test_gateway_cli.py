@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from bastion.cli import main
 from bastion.cli import serve as serve_module
+from bastion.data.zoo import ZooEntry
 from bastion.gateway import Store
+from bastion.supply_chain.manifest import create_manifest, generate_keypair, load_private_key
 
 KEY = re.compile(r"bst_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
@@ -78,3 +82,67 @@ def test_serve_refuses_a_pickle_without_consent(
     result = CliRunner().invoke(cli, ["serve", "--model", str(pickle_file), "--db", db])
     assert result.exit_code != 0
     assert "pickle" in str(result.exception)
+
+
+@pytest.fixture()
+def release(
+    tmp_path: Path, digits_entry: ZooEntry, thresholds: dict[str, float]
+) -> dict[str, Path]:
+    """The digits CNN's weights and a config naming them, in a manifest signed with a fresh key."""
+    assert digits_entry.cache_path is not None
+    folder = tmp_path / "release"
+    folder.mkdir()
+    weights = folder / "digits.safetensors"
+    shutil.copyfile(digits_entry.cache_path, weights)
+    options = digits_entry.adapter_options()
+    config = folder / "gateway.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model": "bastion.data.zoo:DigitsCNN",
+                "weights": str(weights),
+                "input_shape": list(options["input_shape"]),
+                "mean": list(options["mean"]),
+                "std": list(options["std"]),
+                "guards": thresholds,
+            }
+        )
+    )
+    private, public = generate_keypair(tmp_path / "keys" / "release.pem")
+    manifest = folder / "manifest.json"
+    create_manifest(
+        [weights], configs=[config], private_key=load_private_key(private), out=manifest
+    )
+    return {"config": config, "weights": weights, "manifest": manifest, "public": public}
+
+
+def test_serve_checks_the_manifest_and_refuses_a_tampered_model(
+    release: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import uvicorn
+
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(app))
+    db = tmp_path / "serve.db"
+    args = ["serve", "--config", str(release["config"]), "--db", f"sqlite:///{db}"]
+    signed = [*args, "--manifest", str(release["manifest"]), "--public-key", str(release["public"])]
+    assert main(signed) == 0
+    settings = started[0].state.settings
+    assert settings.manifest == str(release["manifest"])
+    assert settings.manifest_public_key == str(release["public"])
+    capsys.readouterr()
+    db.unlink()
+    data = bytearray(release["weights"].read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    release["weights"].write_bytes(bytes(data))
+    assert main(signed) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1, err
+    assert "does not verify: digits.safetensors changed" in err and "Traceback" not in err
+    assert len(started) == 1 and not db.exists() and KEY.search(out) is None  # nothing opened
+    assert main(args) == 0  # the same tampered model, unchecked without a manifest
+    assert main([*args, "--manifest", str(release["manifest"])]) == 2
+    assert "must be given together" in capsys.readouterr().err

@@ -148,7 +148,7 @@ def test_block_takes_effect_and_unblock_lifts_it(
     client, store, keys = make_client()
     client_id = keys["client"].split("_")[1]
     sample = digits_entry.test.x[5]
-    for i in range(3):  # near-duplicate queries: Blacklight flags the identity for real
+    for i in range(4):  # near-duplicates: Blacklight flags the identity (from the 4th) for real
         nudged = sample.copy()
         nudged[0, i, i] = min(1.0, float(nudged[0, i, i]) + 0.01)
         answer = client.post(

@@ -16,7 +16,7 @@ def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0002"
+    assert version == "0003"
     key_id, _ = store.create_key("admin")
     store.close()
     # reopening applies nothing new and keeps the data

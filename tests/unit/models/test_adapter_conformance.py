@@ -225,13 +225,24 @@ def test_all_is_complete() -> None:
         counter,
         loading,
         onnx_model,
+        preprocessed,
         remote,
         sklearn_model,
         tensors,
         torch_model,
     )
 
-    modules = [base, counter, loading, onnx_model, remote, sklearn_model, tensors, torch_model]
+    modules = [
+        base,
+        counter,
+        loading,
+        onnx_model,
+        preprocessed,
+        remote,
+        sklearn_model,
+        tensors,
+        torch_model,
+    ]
     exported = {name for module in modules for name in module.__all__}
     assert exported == set(bastion.models.__all__)
     for name in bastion.models.__all__:

@@ -1,5 +1,9 @@
 """Evasion attacks: inputs changed within a budget so that the model gets them wrong."""
 
+from bastion.attacks.evasion.adaptive import (
+    LinfBPDAProjectedGradientDescentAttack,
+    LinfEOTProjectedGradientDescentAttack,
+)
 from bastion.attacks.evasion.apgd import (
     L2APGDCEAttack,
     L2APGDDLRAttack,
@@ -11,7 +15,12 @@ from bastion.attacks.evasion.apgd import (
 from bastion.attacks.evasion.boundary import L2BoundaryAttack
 from bastion.attacks.evasion.cw import L2CarliniWagnerAttack
 from bastion.attacks.evasion.deepfool import L2DeepFoolAttack, LinfDeepFoolAttack
-from bastion.attacks.evasion.fab import L2FABTargetedAttack, LinfFABTargetedAttack
+from bastion.attacks.evasion.fab import (
+    L2FABAttack,
+    L2FABTargetedAttack,
+    LinfFABAttack,
+    LinfFABTargetedAttack,
+)
 from bastion.attacks.evasion.gradient import (
     L2FastGradientAttack,
     L2ProjectedGradientDescentAttack,
@@ -19,10 +28,14 @@ from bastion.attacks.evasion.gradient import (
     LinfProjectedGradientDescentAttack,
 )
 from bastion.attacks.evasion.hopskipjump import L2HopSkipJumpAttack, LinfHopSkipJumpAttack
+from bastion.attacks.evasion.jsma import L0JacobianSaliencyMapAttack
 from bastion.attacks.evasion.momentum import LinfMomentumIterativeAttack
 from bastion.attacks.evasion.nes import LinfNESAttack
+from bastion.attacks.evasion.pgd_l1 import L1ProjectedGradientDescentAttack
+from bastion.attacks.evasion.signopt import L2SignOPTAttack
 from bastion.attacks.evasion.simba import L2SimBADCTAttack
 from bastion.attacks.evasion.square import L2SquareAttack, LinfSquareAttack
+from bastion.attacks.evasion.transfer import LinfTransferMomentumAttack, LinfTransferPGDAttack
 
 __all__ = [
     "L2APGDCEAttack",
@@ -48,4 +61,13 @@ __all__ = [
     "LinfHopSkipJumpAttack",
     "LinfNESAttack",
     "LinfSquareAttack",
+    "L0JacobianSaliencyMapAttack",
+    "L1ProjectedGradientDescentAttack",
+    "L2SignOPTAttack",
+    "LinfFABAttack",
+    "L2FABAttack",
+    "LinfBPDAProjectedGradientDescentAttack",
+    "LinfEOTProjectedGradientDescentAttack",
+    "LinfTransferMomentumAttack",
+    "LinfTransferPGDAttack",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from bastion.attacks.base import watch_budget
 from bastion.core.errors import ValidationError
 from bastion.models.base import Model
 
@@ -34,7 +35,9 @@ class QueryTracker:
         self.max_queries = max_queries
         self.stop_at_budget = stop_at_budget
         self.used = torch.zeros(n, dtype=torch.int64)
+        self.refused = torch.zeros(n, dtype=torch.bool)
         self.exhausted = False
+        watch_budget(self)
 
     def left(self, idx: torch.Tensor) -> torch.Tensor:
         """Queries each sample in ``idx`` may still make under its own cap."""
@@ -59,7 +62,12 @@ class QueryTracker:
             keep &= within
         elif self.exhausted:
             keep[:] = False
+        self.refused[idx.cpu()[~keep]] = True
         return idx[keep.to(idx.device)]
+
+    def stopped_by_budget(self) -> torch.Tensor:
+        """Per sample: was a query refused it, was its cap spent, or the model's budget?"""
+        return self.refused | (self.used >= self.max_queries) | self.exhausted
 
     def charge(self, idx: torch.Tensor, count: torch.Tensor | int = 1) -> None:
         """Record ``count`` queries for each sample of ``idx`` (the model charged them)."""

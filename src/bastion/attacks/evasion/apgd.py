@@ -74,6 +74,8 @@ def apgd(
     rho: float,
     alpha: float,
     generator: torch.Generator,
+    project_step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    free_gradient: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One APGD run from a random start inside the ball; returns ``(x_adv, success)``.
 
@@ -81,6 +83,10 @@ def apgd(
     (indices into ``x``); ``succeeded(logits, rows)`` says which of them already reach the
     attacker's goal. A sample stops as soon as it succeeds (its run cannot change that); the
     others return the point of highest loss, as in the paper.
+
+    ``project_step(base, z)``, when given, replaces the projection onto the ball and the
+    bounds (an attack passes `Attack._project_step`, which adds tabular constraints);
+    ``free_gradient`` filters each gradient before the step (zeroing immutable features).
     """
     low, high = model.bounds
     n = x.shape[0]
@@ -90,6 +96,8 @@ def apgd(
     orig = x
 
     def project(z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        if project_step is not None:
+            return project_step(base, z)
         return (base + norms.project(z - base, norm, epsilon)).clamp(low, high)
 
     def evaluate(z: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -97,6 +105,8 @@ def apgd(
         logits = model.logits(z)
         loss = objective(logits, idx)
         (grad,) = torch.autograd.grad(loss.sum(), z)
+        if free_gradient is not None:
+            grad = free_gradient(grad)
         return loss.detach(), grad, succeeded(logits.detach(), idx)
 
     cur = project(x + norms.random_start(x.shape, norm, epsilon, generator, x.device), x)
@@ -223,6 +233,8 @@ class _APGD(Attack):
                 rho=self.rho,
                 alpha=self.alpha,
                 generator=generator,
+                project_step=lambda base, z: self._project_step(base, z, model.bounds),
+                free_gradient=self._free_gradient,
             )
             adv[todo] = found
             done[todo] |= hit

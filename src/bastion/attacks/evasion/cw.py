@@ -86,7 +86,11 @@ class L2CarliniWagnerAttack(Attack):
         upper = torch.full_like(const, _NO_UPPER)
         best_l2 = torch.full_like(const, float("inf"))
         best = x.clone()
+        best_label = torch.full_like(label, -1)  # the model's label at best, -1 while unknown
         check_every = max(self.steps // 10, 1)
+        # Success needs the margin: the logit of the label is shifted by the confidence.
+        push = self.confidence if target is None else -self.confidence
+        shift = torch.where(onehot, push, 0.0).to(x.dtype)
 
         for round_ in range(self.binary_search_steps):
             if self.binary_search_steps >= 10 and round_ == self.binary_search_steps - 1:
@@ -103,20 +107,18 @@ class L2CarliniWagnerAttack(Attack):
                 other = logits.masked_fill(onehot, float("-inf")).amax(dim=1)
                 margin = other - real if target is not None else real - other
                 loss = (l2sq + const * margin.clamp_min(-self.confidence)).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                # Only w's gradient: backward() would also fill the model's parameter grads.
+                (w.grad,) = torch.autograd.grad(loss, w)
                 optimizer.step()
                 with torch.no_grad():
                     # Success with the required confidence, judged at this step's point.
-                    shifted = logits.detach() + torch.where(
-                        onehot, -self.confidence if target is not None else self.confidence, 0.0
-                    )
-                    pred = shifted.argmax(dim=1)
+                    pred = (logits.detach() + shift).argmax(dim=1)
                     ok = pred == label if target is not None else pred != label
                     found |= ok
                     better = ok & (l2sq.detach() < best_l2)
                     best_l2 = torch.where(better, l2sq.detach(), best_l2)
                     best[better] = adv.detach()[better]
+                    best_label[better] = logits.detach().argmax(dim=1)[better]
                 if self.abort_early and step % check_every == 0:
                     value = float(loss.detach())
                     if value > previous * 0.9999:
@@ -127,4 +129,5 @@ class L2CarliniWagnerAttack(Attack):
             lower = torch.where(found, lower, torch.maximum(lower, const))
             known = upper < _NO_UPPER
             const = torch.where(known, (lower + upper) / 2.0, const * 10.0)
+        self._note_labels(best, best_label)
         return best

@@ -22,16 +22,26 @@ __all__ = [
 
 
 def _loss_gradient(
-    model: Model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: torch.Tensor | None,
+    attack: Attack | None = None,
 ) -> torch.Tensor:
-    """Gradient of the attacker's objective: raise the loss of ``y``, or lower ``target``'s."""
-    x = x.detach().requires_grad_(True)
-    logits = model.logits(x)
+    """Gradient of the attacker's objective: raise the loss of ``y``, or lower ``target``'s.
+
+    With ``attack``, the labels of this forward pass are handed to its base class
+    (`Attack._note_labels`), sparing it a forward pass when ``x`` is the clean input.
+    """
+    z = x.detach().requires_grad_(True)
+    logits = model.logits(z)
+    if attack is not None:
+        attack._note_labels(x, logits.detach().argmax(dim=1))
     if target is None:
         loss = F.cross_entropy(logits, y, reduction="sum")
     else:
         loss = -F.cross_entropy(logits, target, reduction="sum")
-    (grad,) = torch.autograd.grad(loss, x)
+    (grad,) = torch.autograd.grad(loss, z)
     return grad
 
 
@@ -47,8 +57,9 @@ class _FastGradient(Attack):
         target: torch.Tensor | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        grad = _loss_gradient(model, x, y, target)
-        return x + self.epsilon * norms.normalize_gradient(grad, self.norm)
+        grad = self._free_gradient(_loss_gradient(model, x, y, target, self))
+        adv = x + self.epsilon * norms.normalize_gradient(grad, self.norm)
+        return self._project_step(x, adv, model.bounds)
 
 
 class LinfFastGradientAttack(_FastGradient):
@@ -114,14 +125,16 @@ class _ProjectedGradientDescent(Attack):
             adv = x
             if self.random_start:
                 start = norms.random_start(x.shape, self.norm, self.epsilon, generator, x.device)
-                adv = (x + start).clamp(low, high)
+                adv = self._project_step(x, x + start, (low, high))
             if self.early_stop:
                 adv = self._descend_until_success(model, x, adv, y, target)
             else:
-                for _ in range(self.steps):
-                    grad = _loss_gradient(model, adv, y, target)
+                for step in range(self.steps):
+                    # The first step of the first run without a random start is at x.
+                    note = self if step == 0 and restart == 0 and adv is x else None
+                    grad = self._free_gradient(_loss_gradient(model, adv, y, target, note))
                     adv = adv + self.stepsize * norms.normalize_gradient(grad, self.norm)
-                    adv = (x + norms.project(adv - x, self.norm, self.epsilon)).clamp(low, high)
+                    adv = self._project_step(x, adv, (low, high))
             if self.restarts == 1:
                 return adv
             # Keep, per sample, the first restart that succeeds; otherwise the last one.
@@ -146,6 +159,7 @@ class _ProjectedGradientDescent(Attack):
         leaves the batch, so later steps cost only the samples still robust."""
         low, high = model.bounds
         out = adv.clone()
+        out_label = torch.full_like(y, -1)  # the label at a frozen sample, -1 while live
         rows = torch.arange(x.shape[0], device=x.device)
         for _ in range(self.steps):
             z = adv.detach().requires_grad_(True)
@@ -155,7 +169,9 @@ class _ProjectedGradientDescent(Attack):
             live = ~hit
             if bool(hit.any()):
                 out[rows[hit]] = adv[hit].detach()
+                out_label[rows[hit]] = pred[hit]
                 if not bool(live.any()):
+                    self._note_labels(out, out_label)
                     return out
                 rows, adv, logits = rows[live], adv[live], logits[live]
             if target is None:
@@ -164,10 +180,12 @@ class _ProjectedGradientDescent(Attack):
                 loss = -F.cross_entropy(logits, target[rows], reduction="sum")
             (grad,) = torch.autograd.grad(loss, z)
             grad = grad[live] if grad.shape[0] != rows.shape[0] else grad
+            grad = self._free_gradient(grad)
             x0 = x[rows]
             adv = adv.detach() + self.stepsize * norms.normalize_gradient(grad, self.norm)
-            adv = (x0 + norms.project(adv - x0, self.norm, self.epsilon)).clamp(low, high)
+            adv = self._project_step(x0, adv, (low, high))
         out[rows] = adv.detach()
+        self._note_labels(out, out_label)
         return out
 
 

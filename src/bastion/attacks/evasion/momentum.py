@@ -61,16 +61,19 @@ class LinfMomentumIterativeAttack(Attack):
         adv = x
         g = torch.zeros_like(x)
         shape = (-1,) + (1,) * (x.dim() - 1)
-        for _ in range(self.steps):
+        for step in range(self.steps):
             z = adv.detach().requires_grad_(True)
             logits = model.logits(z)
+            if step == 0:  # at the clean input: spares the base class that forward pass
+                self._note_labels(x, logits.detach().argmax(dim=1))
             if target is None:
                 loss = F.cross_entropy(logits, y, reduction="sum")
             else:
                 loss = -F.cross_entropy(logits, target, reduction="sum")
             (grad,) = torch.autograd.grad(loss, z)
+            grad = self._free_gradient(grad)
             l1 = grad.flatten(1).abs().sum(dim=1).clamp_min(1e-12)
             g = self.decay * g + grad / l1.view(shape)
             adv = adv.detach() + self.stepsize * g.sign()
-            adv = torch.min(torch.max(adv, x - self.epsilon), x + self.epsilon).clamp(low, high)
+            adv = self._project_step(x, adv, (low, high))
         return adv

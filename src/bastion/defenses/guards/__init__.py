@@ -9,6 +9,7 @@ from bastion.defenses.guards.boundary import BoundaryGuard, top2_margin
 from bastion.defenses.guards.interface import Action, Guard, Query, Verdict, strongest
 from bastion.defenses.guards.neighbours import NearestNeighbourGuard
 from bastion.defenses.guards.output import OUTPUT_MODES, OutputPolicy
+from bastion.defenses.guards.prada import PradaGuard
 from bastion.defenses.guards.ratelimit import (
     RateLimitGuard,
     RateLimitStorageError,
@@ -26,6 +27,7 @@ __all__ = [
     "InputGuard",
     "NearestNeighbourGuard",
     "OutputPolicy",
+    "PradaGuard",
     "Query",
     "RateLimitGuard",
     "RateLimitStorageError",

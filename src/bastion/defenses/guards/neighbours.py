@@ -9,6 +9,10 @@ of the same score over benign data (the paper: 0.1%). The paper embeds queries w
 contrastive encoder; this guard uses the raw input or a fixed random projection of it, which
 keeps it free of training code (Chen et al. report the raw-pixel variant as weaker against
 attackers who add noise or transform their queries).
+
+``skip_nearest`` (not in the paper) leaves the nearest few neighbours out of the mean, so a
+client re-sending an input (a retry) is not taken for an attack: each copy would otherwise
+add a distance near zero to the next copy's score.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class NearestNeighbourGuard(Guard):
             queries; 5 here, so an attack is seen within its first 50 queries).
         threshold: mean k-NN L2 distance below which a query is flagged; set it with
             `calibrate` unless it is known.
+        skip_nearest: nearest neighbours left out of the mean (paper: 0): the score averages
+            neighbours ``skip_nearest + 1 .. skip_nearest + k``, so a client that re-sends an
+            input up to ``skip_nearest`` more times does not drag its score down, while an
+            attack, with many close queries, still does. Not in the paper.
         buffer_size: how many of each identity's queries are kept.
         projection_dim: project inputs to this many dimensions with a fixed Gaussian
             matrix (None keeps the raw input).
@@ -45,6 +53,7 @@ class NearestNeighbourGuard(Guard):
         *,
         k: int = 5,
         threshold: float = 0.0,
+        skip_nearest: int = 0,
         buffer_size: int = 1000,
         projection_dim: int | None = None,
         seed: int = 0,
@@ -53,7 +62,8 @@ class NearestNeighbourGuard(Guard):
         super().__init__(action=action)
         self.k = check_int("k", k, low=1)
         self.threshold = check_number("threshold", threshold, low=0)
-        self.buffer_size = check_int("buffer_size", buffer_size, low=self.k)
+        self.skip_nearest = check_int("skip_nearest", skip_nearest, low=0)
+        self.buffer_size = check_int("buffer_size", buffer_size, low=self.k + self.skip_nearest)
         self.projection_dim = (
             None if projection_dim is None else check_int("projection_dim", projection_dim, low=1)
         )
@@ -79,7 +89,8 @@ class NearestNeighbourGuard(Guard):
 
     def _score(self, feature: np.ndarray, bank: np.ndarray) -> float:
         dists = np.sqrt(((bank - feature) ** 2).sum(axis=1))
-        nearest = np.partition(dists, self.k - 1)[: self.k]
+        last = self.k + self.skip_nearest
+        nearest = np.sort(np.partition(dists, last - 1)[:last])[self.skip_nearest :]
         return float(nearest.mean())
 
     def calibrate(self, benign: torch.Tensor, *, fpr: float = 0.001) -> float:
@@ -90,14 +101,17 @@ class NearestNeighbourGuard(Guard):
         """
         fpr = check_number("fpr", fpr, low=0, high=1, low_open=True, high_open=True)
         feats = self.features(benign)
-        if feats.shape[0] <= self.k:
+        last = self.k + self.skip_nearest
+        if feats.shape[0] <= last:
+            skip = f" + skip_nearest={self.skip_nearest}" if self.skip_nearest else ""
             raise ValidationError(
-                f"Expected more than k={self.k} benign samples to calibrate on, "
+                f"Expected more than k={self.k}{skip} benign samples to calibrate on, "
                 f"but got {feats.shape[0]}"
             )
         dists = torch.cdist(feats, feats)
         dists.fill_diagonal_(float("inf"))
-        scores = torch.topk(dists, self.k, dim=1, largest=False).values.mean(dim=1)
+        nearest = torch.topk(dists, last, dim=1, largest=False).values
+        scores = nearest[:, self.skip_nearest :].mean(dim=1)
         self.threshold = float(torch.quantile(scores.double(), fpr))
         return self.threshold
 
@@ -110,7 +124,7 @@ class NearestNeighbourGuard(Guard):
         lowest = float("inf")
         for feature in feats:
             filled = min(added, self.buffer_size)
-            if filled >= self.k:
+            if filled >= self.k + self.skip_nearest:
                 lowest = min(lowest, self._score(feature, bank[:filled]))
             bank[added % self.buffer_size] = feature
             added += 1

@@ -133,6 +133,7 @@ class AuditReport:
                     "message": p.message,
                     "severity": p.severity.value,
                     "advisories": list(p.advisories),
+                    "source": p.source,
                 }
                 for p in self.patterns
             ],
@@ -184,6 +185,7 @@ def _pattern_finding(p: PatternFinding) -> Finding:
             "rule": p.rule,
             "call": p.call,
             "advisories": list(p.advisories),
+            "source": p.source,
         },
         description=p.message,
     )

@@ -2,7 +2,11 @@
 
 The source is parsed with `ast` and never imported or run. Imports are followed through
 aliases (``import torch as t``, ``from torch import load as L``, ``from tensorflow import
-keras``), so a call is recognised by the fully qualified name it resolves to.
+keras``), so a call is recognised by the fully qualified name it resolves to. The file or data
+a loading call reads is traced back (`bastion.supply_chain.audit.taint`): a finding whose input
+comes from outside the program (command line, environment, request, download, a parameter of a
+CLI or web entry point, including through the module's own functions) is one step more severe
+and names that source; one that only reads a literal or bundled path is one step less severe.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 from bastion.core.errors import LoadError
 from bastion.core.threat_model import Severity
+from bastion.supply_chain.audit.taint import BUNDLED, OUTSIDE, Flow
 
 __all__ = ["RULES", "PatternFinding", "Rule", "scan_source", "scan_paths"]
 
@@ -99,10 +104,23 @@ _PICKLE_CALLS = frozenset(
 _KERAS_LOADERS = frozenset(
     f"{prefix}.{suffix}"
     for prefix in ("keras", "tensorflow.keras", "tf_keras")
-    for suffix in ("models.load_model", "saving.load_model", "layers.deserialize")
+    for suffix in (
+        "models.load_model",
+        "saving.load_model",
+        "layers.deserialize",
+        "saving.deserialize_keras_object",
+        "utils.deserialize_keras_object",
+        "src.saving.saving_api.load_model",
+        "src.saving.serialization_lib.deserialize_keras_object",
+    )
 )
 _KERAS_UNSAFE = frozenset(
-    f"{p}.config.enable_unsafe_deserialization" for p in ("keras", "tensorflow.keras")
+    f"{p}.{s}"
+    for p in ("keras", "tensorflow.keras", "tf_keras")
+    for s in (
+        "config.enable_unsafe_deserialization",
+        "src.saving.serialization_lib.enable_unsafe_deserialization",
+    )
 )
 _SAFE_YAML_LOADERS = frozenset({"SafeLoader", "CSafeLoader", "BaseLoader", "CBaseLoader"})
 
@@ -118,8 +136,11 @@ class PatternFinding:
         rule: the rule id (a key of `RULES`).
         call: the fully qualified name the call resolves to.
         message: what is wrong at this call.
-        severity: how bad it is here (lower when an argument could not be resolved statically).
+        severity: how bad it is here (lower when an argument could not be resolved statically
+            or the call reads only a literal or bundled path, higher when its input comes from
+            outside the program).
         advisories: the advisory ids the rule relates to.
+        source: where the call's input comes from, when that is known (outside or bundled).
     """
 
     path: str
@@ -130,6 +151,24 @@ class PatternFinding:
     message: str
     severity: Severity
     advisories: tuple[str, ...] = field(default=())
+    source: str | None = None
+
+
+#: Keyword names under which the loading calls take the file or data they read.
+_DATA_KEYWORDS = ("f", "file", "filename", "filepath", "fname", "filepath_or_buffer", "stream",
+                  "data", "source", "path")  # fmt: skip
+_SEVERITIES = list(Severity)
+
+
+def _shift(severity: Severity, steps: int) -> Severity:
+    """``severity`` moved ``steps`` along the scale, kept between low and critical."""
+    return _SEVERITIES[max(1, min(len(_SEVERITIES) - 1, _SEVERITIES.index(severity) + steps))]
+
+
+def _data_argument(call: ast.Call) -> ast.expr | None:
+    if call.args and not isinstance(call.args[0], ast.Starred):
+        return call.args[0]
+    return next((kw.value for kw in call.keywords if kw.arg in _DATA_KEYWORDS), None)
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -144,10 +183,33 @@ def _has_star_kwargs(call: ast.Call) -> bool:
 
 
 class _Visitor(ast.NodeVisitor):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tree: ast.Module) -> None:
         self.path = path
         self.aliases: dict[str, str] = {}
         self.found: list[PatternFinding] = []
+        self.tree = tree
+        self.flow: Flow | None = None  # built on the first finding: most files have none
+        self.scopes: list[ast.AST] = [tree]
+
+    def _scoped(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        self.scopes.append(node)
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._scoped(node)
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+        self._scoped(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self._scoped(node)
+
+    def _learn_import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            self.visit_Import(node)
+        else:
+            self.visit_ImportFrom(node)
 
     # imports: record what each local name refers to
     def visit_Import(self, node: ast.Import) -> None:
@@ -176,6 +238,18 @@ class _Visitor(ast.NodeVisitor):
         return ".".join([base, *reversed(parts)])
 
     def _add(self, node: ast.Call, rule: str, call: str, msg: str, severity: Severity) -> None:
+        source = None
+        data = _data_argument(node)
+        if data is not None:
+            if self.flow is None:  # it learns every import of the file as it indexes
+                self.flow = Flow(self.tree, self._qualified, self._learn_import)
+            origin = self.flow.origin(data, self.scopes[-1])
+            if origin.kind == OUTSIDE:
+                severity, source = _shift(severity, 1), origin.what
+                msg += f"; its input comes from outside: {origin.what}"
+            elif origin.kind == BUNDLED:
+                severity, source = _shift(severity, -1), origin.what
+                msg += f" (reads {origin.what})"
         self.found.append(
             PatternFinding(
                 self.path,
@@ -186,6 +260,7 @@ class _Visitor(ast.NodeVisitor):
                 msg,
                 severity,
                 RULES[rule].advisories,
+                source,
             )
         )
 
@@ -246,7 +321,9 @@ class _Visitor(ast.NodeVisitor):
         value = _keyword(node, kw)
         if isinstance(value, ast.Constant) and value.value is False:
             self._add(node, rule, name, f"{name}({kw}=False) runs Lambda bytecode", Severity.HIGH)
-        elif value is not None and not isinstance(value, ast.Constant):
+        elif (value is not None and not isinstance(value, ast.Constant)) or (
+            value is None and _has_star_kwargs(node)
+        ):
             self._add(node, rule, name, f"{name}() with a {kw} not known statically", Severity.LOW)
 
     def _yaml(self, node: ast.Call, name: str) -> None:
@@ -282,7 +359,7 @@ def scan_source(source: str, path: str = "<string>") -> list[PatternFinding]:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as exc:
         raise LoadError(f"Cannot parse {path} as Python: {exc}") from None
-    visitor = _Visitor(path)
+    visitor = _Visitor(path, tree)
     visitor.visit(tree)
     return sorted(visitor.found, key=lambda f: (f.line, f.column, f.rule))
 

@@ -11,6 +11,7 @@ re-does that and fails when a benign file needs a name that is not here.
 from __future__ import annotations
 
 import _compat_pickle
+import functools
 import re
 
 from bastion.supply_chain.scan.interface import Verdict
@@ -315,6 +316,7 @@ _ESCAPE_ATTRS = frozenset(
     ]
 )
 
+_DANGEROUS_MODULE_SET = frozenset(_DANGEROUS_MODULES)
 _CLASS_NAME = re.compile(r"_?[A-Z][A-Za-z0-9_]*\Z")
 _SKLEARN_EXCLUDED = ("sklearn.datasets", "sklearn.externals", "sklearn.utils._testing")
 
@@ -323,11 +325,13 @@ def _in_module(full: str, module: str) -> bool:
     return full == module or full.startswith(module + ".")
 
 
+@functools.lru_cache(maxsize=8192)
 def classify_global(module: str, name: str) -> tuple[Verdict | None, str]:
     """Return ``(verdict, reason)`` for ``module.name``; verdict None means allow-listed.
 
     Python 3 loads protocol 0-2 pickles with ``fix_imports``, which renames Python 2 names
     (``__builtin__.reduce`` becomes ``functools.reduce``); both names are judged, the worse wins.
+    Results are cached: a model file imports the same few names again and again.
     """
     verdict, reason = _classify(module, name)
     mapped = _py3_name(module, name)
@@ -348,8 +352,10 @@ def _classify(module: str, name: str) -> tuple[Verdict | None, str]:
     full = f"{module}.{name}"
     if full in _DANGEROUS_NAMES:
         return Verdict.DANGEROUS, f"imports {full}, a known code-execution primitive"
-    for bad in _DANGEROUS_MODULES:
-        if _in_module(full, bad) or _in_module(module, bad):
+    parts = full.split(".")
+    for end in range(1, len(parts) + 1):  # every dotted prefix, module's own among them
+        bad = ".".join(parts[:end])
+        if bad in _DANGEROUS_MODULE_SET:
             return (
                 Verdict.DANGEROUS,
                 f"imports {full} from {bad}, which can run code or touch the system",

@@ -8,6 +8,7 @@ of pickles interleaved with raw data).
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 import struct
@@ -22,7 +23,14 @@ from bastion.supply_chain.scan.interface import Verdict
 from bastion.supply_chain.scan.pickle_values import Glob
 from bastion.supply_chain.scan.pickle_vm import walk_pickle
 from bastion.supply_chain.scan.pickles import scan_pickle_stream, skip_storage
-from bastion.supply_chain.scan.stream import CHUNK, Inflater, Reader, StreamError, Window
+from bastion.supply_chain.scan.stream import (
+    CHUNK,
+    IN_MEMORY,
+    Inflater,
+    Reader,
+    StreamError,
+    Window,
+)
 from bastion.supply_chain.scan.zipread import ZipEntry, escapes_root, read_central_directory
 
 __all__ = ["scan_tar", "scan_zip", "zip_kind"]
@@ -142,8 +150,14 @@ def _scan_entry(
     if not sniff and handler is None:
         return
     if entry.method == 0:
-        view = cast(BinaryIO, SubFile(f, entry.data_offset, entry.compressed_size))
-        crc = _crc(view)
+        view: BinaryIO
+        if entry.compressed_size <= IN_MEMORY:  # read once: checksum and parse from memory
+            f.seek(entry.data_offset)
+            data = f.read(entry.compressed_size)
+            view, crc = io.BytesIO(data), zlib.crc32(data)
+        else:
+            view = cast(BinaryIO, SubFile(f, entry.data_offset, entry.compressed_size))
+            crc = _crc(view)
         if crc != entry.crc:
             ctx.unparseable(
                 where,

@@ -52,6 +52,8 @@ RULES: dict[str, str] = {
     "gguf-chat-template": "A GGUF chat template reaches Python internals (template injection).",
     "keras-lambda": "A Keras model contains a Lambda layer (serialised Python code).",
     "keras-module": "A Keras config names a module or function outside Keras.",
+    "keras-safe-mode-bypass": "A Keras config calls a Keras function that defeats safe mode.",
+    "keras-external-file": "A Keras config makes the loader read a file outside the model.",
     "tf-python-op": "A TensorFlow graph calls a Python function (PyFunc and friends).",
     "tf-file-op": "A TensorFlow graph reads, writes, lists or maps files.",
     "tf-checkpoint-path": "A TensorFlow checkpoint op uses a path the loader did not give.",

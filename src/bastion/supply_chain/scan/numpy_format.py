@@ -5,11 +5,10 @@ fill the rest of the file exactly."""
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import struct
 from typing import Any, BinaryIO
-
-import numpy as np
 
 from bastion.supply_chain.scan.context import Context
 from bastion.supply_chain.scan.pickles import scan_pickle_stream
@@ -18,6 +17,13 @@ __all__ = ["NPY_MAGIC", "scan_npy"]
 
 NPY_MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 1 << 16
+_CACHED_HEADER = 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _literal(text: str) -> Any:
+    """`ast.literal_eval`, cached: the headers of a model's arrays repeat (read-only use)."""
+    return ast.literal_eval(text)
 
 
 def _header(f: BinaryIO) -> tuple[dict[str, Any], int]:
@@ -34,7 +40,8 @@ def _header(f: BinaryIO) -> tuple[dict[str, Any], int]:
     raw = f.read(length)
     if len(raw) != length:
         raise ValueError("file ends inside the header")
-    header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
+    text = raw.decode("utf-8" if major == 3 else "latin-1")
+    header = _literal(text) if len(text) <= _CACHED_HEADER else ast.literal_eval(text)
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise ValueError(f"header is not the expected dict: {raw[:80]!r}")
     return header, start + length
@@ -45,6 +52,8 @@ def scan_npy(ctx: Context, f: BinaryIO, size: int, member: str | None) -> str:
     f.seek(0)
     try:
         header, data_start = _header(f)
+        import numpy as np  # only when a .npy is scanned: it costs ~50 ms to import
+
         dtype = np.lib.format.descr_to_dtype(header["descr"])
         shape = header["shape"]
         if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):

@@ -28,15 +28,9 @@ from bastion.supply_chain.scan.tf_ops import (
     PRINT_STREAMS,
 )
 
-__all__ = [
-    "looks_like_saved_model",
-    "looks_like_saved_model_text",
-    "scan_saved_model",
-    "scan_saved_model_text",
-]
+__all__ = ["Node", "Scope", "check_graphs", "looks_like_saved_model", "scan_saved_model"]
 
 _FMT = "saved-model"
-_FMT_TEXT = "saved-model-text"
 _META_GRAPH_TAGS = {0x0A, 0x12, 0x1A, 0x22, 0x2A, 0x32, 0x3A}
 _MAX_NAME = 1 << 16
 _MAX_CONST_STRINGS = 64
@@ -82,28 +76,10 @@ def looks_like_saved_model(head: bytes, size: int) -> bool:
     return inner is not None and inner[0] + inner[1] - length[1] <= length[0]
 
 
-def looks_like_saved_model_text(head: bytes) -> bool:
-    """True when ``head`` starts (after blank and ``#`` comment lines) like the text format of
-    a SavedModel, which the loader reads from ``saved_model.pbtxt``."""
-    for raw in head.splitlines():
-        line = raw.strip()
-        if line and not line.startswith(b"#"):
-            return line.startswith((b"saved_model_schema_version", b"meta_graphs"))
-    return False
-
-
-def scan_saved_model_text(ctx: Context, member: str | None) -> str:
-    """A text-format SavedModel is not parsed: report it rather than call it clean."""
-    ctx.unparseable(
-        member,
-        _FMT_TEXT,
-        "text-format SavedModel graphs are not analysed; convert it to saved_model.pb to scan it",
-    )
-    return _FMT_TEXT
-
-
 @dataclass
-class _Node:
+class Node:
+    """What the checks need of one NodeDef."""
+
     name: str
     op: str = ""
     inputs: list[str] = field(default_factory=list)
@@ -113,9 +89,11 @@ class _Node:
 
 
 @dataclass
-class _Scope:
+class Scope:
+    """A graph or one function of its library: its nodes by name and its argument names."""
+
     where: str  # "graph" or "function NAME"
-    nodes: dict[str, _Node] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
     args: set[str] = field(default_factory=set)
 
 
@@ -124,7 +102,7 @@ class _Walk:
 
     def __init__(self, reader: Reader) -> None:
         self.r = reader
-        self.scopes: list[_Scope] = []
+        self.scopes: list[Scope] = []
         self.functions: set[str] = set()
         self.fed: set[str] = set()  # node names the loader feeds: saver filename, assets
 
@@ -190,7 +168,7 @@ class _Walk:
                 self.fed.add(_node_name(self.text(wire, value)))
 
     def graph_def(self, end: int) -> None:
-        graph = _Scope("graph")
+        graph = Scope("graph")
         self.scopes.append(graph)
         for number, wire, value in self.fields(end):
             if number == 1:
@@ -205,7 +183,7 @@ class _Walk:
                         self.function(v)
 
     def function(self, end: int) -> None:
-        scope = _Scope("function ?")
+        scope = Scope("function ?")
         self.scopes.append(scope)
         for number, wire, value in self.fields(end):
             if number == 1:  # OpDef signature: name=1, input_arg=2 (ArgDef name=1)
@@ -225,8 +203,8 @@ class _Walk:
                 node = self.node(value)
                 scope.nodes[node.name] = node
 
-    def node(self, end: int) -> _Node:
-        node = _Node("")
+    def node(self, end: int) -> Node:
+        node = Node("")
         for number, wire, value in self.fields(end):
             if number == 1:
                 node.name = self.text(wire, value)
@@ -239,7 +217,7 @@ class _Walk:
                 self.attr(node, value)
         return node
 
-    def attr(self, node: _Node, end: int) -> None:
+    def attr(self, node: Node, end: int) -> None:
         key = ""
         for number, wire, value in self.fields(end):
             if number == 1:
@@ -253,7 +231,7 @@ class _Walk:
                         self.sub(w)
                         self.tensor(node, v)
 
-    def tensor(self, node: _Node, end: int) -> None:
+    def tensor(self, node: Node, end: int) -> None:
         for number, wire, value in self.fields(end):
             if number == 8:  # string_val
                 if len(node.consts) < _MAX_CONST_STRINGS and value - self.r.offset <= _MAX_NAME:
@@ -278,7 +256,7 @@ def _escapes(path: str) -> bool:
     )
 
 
-def _path_problem(scope: _Scope, fed: set[str], node: _Node) -> str | None:
+def _path_problem(scope: Scope, fed: set[str], node: Node) -> str | None:
     """Why the path inputs of a checkpoint/vocabulary op are not the loader's, or None."""
     data_inputs = [i for i in node.inputs if not i.startswith("^")]
     todo = [_node_name(data_inputs[k]) for k in PATH_OPS[node.op] if k < len(data_inputs)]
@@ -310,11 +288,21 @@ def _path_problem(scope: _Scope, fed: set[str], node: _Node) -> str | None:
     return None
 
 
-def _check(ctx: Context, member: str | None, walk: _Walk) -> None:
-    def add(verdict: Verdict, rule: str, reason: str) -> None:
-        ctx.sink.add(member, _FMT, verdict, rule, reason)
+def check_graphs(
+    ctx: Context,
+    member: str | None,
+    scopes: list[Scope],
+    fed: set[str],
+    functions: set[str],
+    fmt: str = _FMT,
+) -> None:
+    """Report the file-system, Python, checkpoint-path and unknown ops of every scope; ``fed``
+    names the nodes the loader feeds, ``functions`` the library's function names."""
 
-    for scope in walk.scopes:
+    def add(verdict: Verdict, rule: str, reason: str) -> None:
+        ctx.sink.add(member, fmt, verdict, rule, reason)
+
+    for scope in scopes:
         for node in scope.nodes.values():
             op, at = node.op, f"node {node.name!r} in the {scope.where}"
             if op in CODE_OPS:
@@ -329,10 +317,10 @@ def _check(ctx: Context, member: str | None, walk: _Walk) -> None:
                 stream = node.strings["output_stream"]
                 add(Verdict.DANGEROUS, "tf-file-op", f"PrintV2 at {at} writes to {stream!r}")
             elif op in PATH_OPS:
-                problem = _path_problem(scope, walk.fed, node)
+                problem = _path_problem(scope, fed, node)
                 if problem is not None:
                     add(Verdict.DANGEROUS, "tf-checkpoint-path", f"{op} at {at}: {problem}")
-            elif op not in KNOWN_OPS and op not in walk.functions:
+            elif op not in KNOWN_OPS and op not in functions:
                 add(
                     Verdict.SUSPICIOUS,
                     "tf-unknown-op",
@@ -355,6 +343,6 @@ def scan_saved_model(ctx: Context, f: BinaryIO, size: int, member: str | None) -
     else:
         if not any(s.where == "graph" for s in walk.scopes):
             ctx.unparseable(member, _FMT, "the SavedModel holds no graph")
-    _check(ctx, member, walk)
+    check_graphs(ctx, member, walk.scopes, walk.fed, walk.functions)
     scan_onnx(ctx, f, size, member)
     return _FMT

@@ -6,7 +6,10 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
 import lzma
+import os
+import stat
 import tempfile
 import time
 import zlib
@@ -26,13 +29,20 @@ from bastion.supply_chain.scan.pickle_values import OPS, looks_like_pickle
 from bastion.supply_chain.scan.pickle_vm import walk_pickle
 from bastion.supply_chain.scan.pickles import scan_pickle_stream
 from bastion.supply_chain.scan.safetensors_format import looks_like_safetensors, scan_safetensors
-from bastion.supply_chain.scan.savedmodel_format import (
-    looks_like_saved_model,
+from bastion.supply_chain.scan.savedmodel_format import looks_like_saved_model, scan_saved_model
+from bastion.supply_chain.scan.savedmodel_text import (
     looks_like_saved_model_text,
-    scan_saved_model,
     scan_saved_model_text,
 )
-from bastion.supply_chain.scan.stream import CHUNK, Budget, Inflater, Reader, Sink, StreamError
+from bastion.supply_chain.scan.stream import (
+    CHUNK,
+    IN_MEMORY,
+    Budget,
+    Inflater,
+    Reader,
+    Sink,
+    StreamError,
+)
 
 __all__ = ["detect_format", "scan_file", "scan_paths"]
 
@@ -116,7 +126,7 @@ def _scan_member(ctx: Context, f: BinaryIO, size: int, member: str | None, depth
         if fmt == "saved-model":
             return scan_saved_model(ctx, f, size, member)
         if fmt == "saved-model-text":
-            return scan_saved_model_text(ctx, member)
+            return scan_saved_model_text(ctx, f, size, member)
         if fmt == "onnx":
             return scan_onnx(ctx, f, size, member)
         if fmt == "pickle":
@@ -167,17 +177,31 @@ def scan_file(
     The bounds are those of `scan_paths`. Raises `ScanError` when the file cannot be opened.
     """
     _check_bounds(max_depth, max_total_bytes, max_members)
+    return _scan_one(path, max_depth, max_total_bytes, max_members)
+
+
+def _scan_one(path: Path, max_depth: int, max_total_bytes: int, max_members: int) -> ScanReport:
     started = time.perf_counter()
     try:
-        size = path.stat().st_size
         handle = path.open("rb")
     except OSError as exc:
         raise ScanError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    sink = Sink(str(path), Budget(max_total_bytes))
-    ctx = Context(sink, path.parent, max_depth, max_members, _scan_member)
     with handle:
         try:
-            fmt = _scan_member(ctx, handle, size, None, 0)
+            size = os.fstat(handle.fileno()).st_size
+            f: BinaryIO = handle
+            if size <= IN_MEMORY:  # small files are read once, then parsed from memory
+                data = handle.read(size + 1)
+                if len(data) <= size:  # else it grew meanwhile: stream it after all
+                    f, size = io.BytesIO(data), len(data)
+                else:
+                    handle.seek(0)
+        except OSError as exc:
+            raise ScanError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        sink = Sink(str(path), Budget(max_total_bytes))
+        ctx = Context(sink, path.parent, max_depth, max_members, _scan_member)
+        try:
+            fmt = _scan_member(ctx, f, size, None, 0)
         except Exception as exc:  # a scanner bug must not turn into "clean" or stop the run
             fmt = "unknown"
             ctx.unparseable(None, fmt, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
@@ -186,6 +210,9 @@ def scan_file(
 
 
 def _check_bounds(max_depth: int, max_total_bytes: int, max_members: int) -> None:
+    plain = type(max_depth) is type(max_total_bytes) is type(max_members) is int  # not bool
+    if plain and max_depth >= 0 and max_total_bytes >= 1 and max_members >= 1:
+        return  # valid: skip building the validators' messages (this runs once per scan)
     check_int("max_depth", max_depth, low=0)
     check_int("max_total_bytes", max_total_bytes, low=1)
     check_int("max_members", max_members, low=1)
@@ -193,10 +220,14 @@ def _check_bounds(max_depth: int, max_total_bytes: int, max_members: int) -> Non
 
 def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
+        path = raw if isinstance(raw, Path) else Path(raw)
+        try:
+            mode = os.stat(path).st_mode
+        except (OSError, ValueError):
+            mode = 0
+        if stat.S_ISDIR(mode):
             yield from sorted(p for p in path.rglob("*") if p.is_file())
-        elif path.is_file():
+        elif stat.S_ISREG(mode):
             yield path
         else:
             raise ScanError(
@@ -222,9 +253,7 @@ def scan_paths(
     reports = []
     for path in list(_files(paths)):
         try:
-            report = scan_file(
-                path, max_depth=max_depth, max_total_bytes=max_total_bytes, max_members=max_members
-            )
+            report = _scan_one(path, max_depth, max_total_bytes, max_members)
         except ScanError as exc:  # it exists but cannot be read: a finding, not a usage error
             issue = ScanIssue(
                 str(path), None, "unknown", Verdict.UNPARSEABLE, "unparseable", str(exc)

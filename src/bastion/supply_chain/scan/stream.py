@@ -9,9 +9,22 @@ from typing import BinaryIO, Protocol
 
 from bastion.supply_chain.scan.interface import ScanIssue, Verdict
 
-__all__ = ["Budget", "Inflater", "RawStream", "Reader", "Sink", "StreamError", "Window"]
+__all__ = [
+    "CHUNK",
+    "IN_MEMORY",
+    "Budget",
+    "Inflater",
+    "LimitedReader",
+    "RawStream",
+    "Reader",
+    "Sink",
+    "StreamError",
+    "Window",
+]
 
 CHUNK = 1 << 16
+#: Files and stored archive members up to this size are read whole, then parsed in memory.
+IN_MEMORY = 1 << 20
 
 
 class StreamError(Exception):
@@ -124,6 +137,11 @@ class Reader:
 
     def read(self, n: int) -> bytes:
         """Return exactly ``n`` bytes or raise `StreamError`."""
+        at = self._at
+        if at + n <= len(self._buf):  # the common case, kept short: one call per opcode
+            self._at = at + n
+            self.offset += n
+            return self._buf[at : at + n]
         self._fill(n)
         if self._available() < n:
             raise StreamError(f"stream ends at offset {self.offset + self._available()}, mid-value")
@@ -131,6 +149,16 @@ class Reader:
         self._at += n
         self.offset += n
         return data
+
+    def window(self) -> tuple[bytes, int]:
+        """The buffered bytes and the index of the next unread one, for tight loops that decode
+        in place and then report what they used with `consume_to`."""
+        return self._buf, self._at
+
+    def consume_to(self, at: int) -> None:
+        """Mark the bytes of the current `window` before index ``at`` as read."""
+        self.offset += at - self._at
+        self._at = at
 
     def skip(self, n: int) -> None:
         """Consume ``n`` bytes in chunks, never holding them; raise `StreamError` if short."""
@@ -181,6 +209,20 @@ class Reader:
         """Consume everything left (so a checksummed member is read to its end)."""
         while self.peek(1):
             self.skip(self._available())
+
+
+class LimitedReader:
+    """``n`` bytes of a `Reader`, as a raw stream for a nested walk."""
+
+    def __init__(self, reader: Reader, n: int) -> None:
+        self._r, self.left = reader, n
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` of the bytes left (all of them for a negative ``n``)."""
+        n = self.left if n < 0 else min(n, self.left)
+        data = self._r.read(n) if n > 0 else b""
+        self.left -= len(data)
+        return data
 
 
 @dataclass

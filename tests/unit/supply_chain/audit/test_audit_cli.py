@@ -50,7 +50,7 @@ def test_sarif_structure(app: typer.Typer, tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("keras==3.7.0\n")
     src = tmp_path / "load.py"
-    src.write_text("import torch\nmodel = torch.load('m.pt', weights_only=False)\n")
+    src.write_text("import sys, torch\nmodel = torch.load(sys.argv[1], weights_only=False)\n")
     result = runner.invoke(
         app, ["audit", "-r", str(req), "--source", str(src), "--format", "sarif"]
     )

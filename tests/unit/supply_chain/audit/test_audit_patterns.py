@@ -129,10 +129,11 @@ def test_pattern_findings_become_core_findings(tmp_path: Path) -> None:
     from bastion.supply_chain.audit import audit, embedded_database
 
     src = tmp_path / "Train Script.py"
-    src.write_text("import numpy as np\nx = np.load('a.npy', allow_pickle=True)\n")
+    src.write_text("import numpy as np, os\nx = np.load(os.environ['A'], allow_pickle=True)\n")
     report = audit(sources=[src], database=embedded_database())
     (finding,) = report.findings()
     assert finding.leaf == "software.unsafe-deserialization-call"
-    assert finding.goal.value == "poisoning" and finding.severity.value == "high"
+    assert finding.goal.value == "poisoning" and finding.severity.value == "critical"
     assert finding.evidence["rule"] == "BST002" and finding.evidence["line"] == 2
+    assert "os.environ" in finding.evidence["source"]
     assert "CVE-2019-6446" in finding.evidence["advisories"]

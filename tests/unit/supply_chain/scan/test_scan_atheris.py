@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_scan_savedmodel import BENIGN_FUNCTION, BENIGN_GRAPH, ld, saved_model, varint
+from test_scan_savedmodel_text import GRAPH as TEXT_GRAPH
+from test_scan_savedmodel_text import model as text_model
 
 from bastion.supply_chain.scan import Verdict, scan_file
 from bastion.supply_chain.scan.scanner import INTERNAL_ERROR
@@ -45,6 +47,7 @@ def _seeds() -> dict[str, bytes]:
         "w.safetensors": struct.pack("<Q", len(header)) + header + b"\x00" * 8,
         "model.onnx": onnx,
         "saved_model.pb": saved_model(BENIGN_GRAPH, (BENIGN_FUNCTION,)),
+        "saved_model.pbtxt": text_model(TEXT_GRAPH),
     }
 
 

@@ -35,6 +35,8 @@ def _seeds() -> list[bytes]:
         npy,
         zbuf.getvalue(),
         len(header).to_bytes(8, "little") + header + b"\x00" * 8,
+        b'meta_graphs { graph_def { node { name: "a\\x41" op: \'Const\' input: ["b", "c"]'
+        b' attr { key: "value" value { tensor { string_val: "/x" } } } } } }  # c\n',
     ]
 
 

@@ -259,10 +259,3 @@ def test_every_meta_graph_is_walked_and_the_version_is_optional(tmp_path: Path) 
     assert without_version[:1] == b"\x12"
     report = scan(tmp_path, without_version)
     assert report.format == "saved-model" and report.worst is Verdict.DANGEROUS
-
-
-def test_text_format_saved_model_is_never_clean(tmp_path: Path) -> None:
-    text = b"# exported\nsaved_model_schema_version: 1\nmeta_graphs {\n  graph_def {\n"
-    text += b'    node { name: "r" op: "ReadFile" }\n  }\n}\n'
-    report = scan(tmp_path, text, "saved_model.pbtxt")
-    assert report.format == "saved-model-text" and report.worst is Verdict.UNPARSEABLE
