@@ -4,6 +4,12 @@ With ``settings.manifest`` the model is loaded only after the signed manifest ve
 (`bastion.supply_chain.manifest`) and listed every file the model is built from: the model
 file or the factory's weights, and the config file the settings were read from. Nothing
 unverified is opened as a model.
+
+A pickle-based model (a scikit-learn pickle or joblib file) needs two things: the operator's
+explicit ``trust_pickle``, and a clean report from bastion's model-file scanner
+(`bastion.supply_chain.scan`), which reads the file without unpickling it. A file the
+scanner finds anything in (a code-execution primitive, a name outside the allow-list, or
+content it cannot fully parse) is refused even with ``trust_pickle``.
 """
 
 from __future__ import annotations
@@ -15,14 +21,15 @@ from pathlib import Path
 
 import torch
 
-from bastion.core.errors import BastionError, ConfigError
+from bastion.core.errors import BastionError, ConfigError, UnsafeFileError
 from bastion.data import load_data, load_zoo_model
 from bastion.data.zoo import zoo_name
 from bastion.gateway.settings import GatewaySettings
 from bastion.models import Model, SklearnModel, TorchModel, load_model
 from bastion.supply_chain.manifest import verify_manifest
+from bastion.supply_chain.scan import scan_file
 
-__all__ = ["Served", "load_served", "verify_served_files"]
+__all__ = ["Served", "load_served", "scan_pickled_model", "verify_served_files"]
 
 # What `bastion.models.load_model` treats as a torch factory rather than a file.
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -97,11 +104,13 @@ def verify_served_files(settings: GatewaySettings) -> None:
 def load_served(settings: GatewaySettings) -> Served:
     """Load ``settings.model``: ``zoo:NAME`` from the embedded zoo, anything else by `load_model`.
 
-    Pickled models load only with ``trust_pickle``; `load_model` refuses them otherwise.
-    With ``settings.manifest``, `verify_served_files` runs first.
+    Pickled models load only with ``trust_pickle`` (`load_model` refuses them otherwise) and
+    only when the scanner passes them (`scan_pickled_model`). With ``settings.manifest``,
+    `verify_served_files` runs first.
 
     Raises:
         ConfigError: the manifest does not verify or does not cover the served files.
+        UnsafeFileError: a trusted pickle the scanner does not pass.
     """
     verify_served_files(settings)
     spec = settings.model
@@ -111,6 +120,8 @@ def load_served(settings: GatewaySettings) -> Served:
         adapter_cls = TorchModel if entry.framework == "torch" else SklearnModel
         model: Model = adapter_cls(entry.model, **entry.adapter_options())
         return Served(model, spec, torch.from_numpy(entry.train.x).to(torch.float32))
+    if settings.trust_pickle and not _FACTORY.match(spec):
+        scan_pickled_model(Path(spec))
     model = load_model(
         spec,
         weights=settings.weights,
@@ -131,3 +142,22 @@ def load_served(settings: GatewaySettings) -> Served:
             )
         calibration = torch.from_numpy(data.x).to(torch.float32)
     return Served(model, spec, calibration)
+
+
+def scan_pickled_model(path: Path) -> None:
+    """Refuse ``path`` unless bastion's scanner finds nothing in it; never unpickles it.
+
+    Raises:
+        UnsafeFileError: the scanner found something; the message names the worst finding.
+        ScanError: the file cannot be opened.
+    """
+    report = scan_file(path)
+    if report.clean:
+        return
+    worst = max(report.issues, key=lambda issue: issue.verdict.rank)
+    where = f" ({worst.member})" if worst.member else ""
+    raise UnsafeFileError(
+        f"Refusing to serve {path} although trust_pickle is set: the model-file scanner "
+        f"found {len(report.issues)} issue(s), the worst {worst.verdict.value}{where}: "
+        f"{worst.reason}. Run `bastion scan {path}` for the full report"
+    )

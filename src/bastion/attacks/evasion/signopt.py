@@ -56,9 +56,11 @@ class L2SignOPTAttack(Attack):
     input. Every probe is clipped to the input bounds. Untargeted and targeted.
 
     A minimal-perturbation attack: each sample runs until it has used ``max_queries``
-    queries (it stops when a full estimate no longer fits) or converged; the base class
-    projects the result onto the epsilon-ball, so a sample succeeds only if the boundary point
-    found lies within epsilon. With ``stop_at_budget`` a model's exhausted query budget ends
+    queries or converged. Once a full estimate of ``k`` signs no longer fits, each further
+    estimate takes half of the queries left (the same estimator over fewer directions) and
+    the line search the rest, until at most one query is left. The base class projects the
+    result onto the epsilon-ball, so a sample succeeds only if the boundary point found lies
+    within epsilon. With ``stop_at_budget`` a model's exhausted query budget ends
     the attack cleanly with the best points found so far.
     """
 
@@ -115,12 +117,26 @@ class L2SignOPTAttack(Attack):
         alpha = torch.full((n,), self.alpha, device=dev)
         beta = torch.full((n,), self.beta, device=dev)
         while True:
-            work = work[tracker.left(work).to(dev) > self.k]
-            work = tracker.afford(work, self.k)
+            # A full estimate of k signs; once fewer than k + 1 queries are left, a last,
+            # smaller one of half of them, so the line search keeps the other half.
+            left = tracker.left(work)
+            size = torch.where(left > self.k, self.k, left // 2)
+            keep = size > 0
+            work, size = work[keep.to(dev)], size[keep]
+            fits = torch.isin(work, tracker.afford(work, size))
+            work, size = work[fits], size[fits.cpu()]
             if work.numel() == 0:
                 break
             grad = self._sign_gradient(
-                x[work], theta[work], g[work], beta[work], work, oracle, generator, model.bounds
+                x[work],
+                theta[work],
+                g[work],
+                beta[work],
+                size,
+                work,
+                oracle,
+                generator,
+                model.bounds,
             )
             new_theta, new_g, new_alpha = self._line_search(
                 x[work],
@@ -154,29 +170,37 @@ class L2SignOPTAttack(Attack):
         theta: torch.Tensor,
         g: torch.Tensor,
         beta: torch.Tensor,
+        size: torch.Tensor,
         idx: torch.Tensor,
         oracle: Oracle,
         generator: torch.Generator,
         bounds: tuple[float, float],
     ) -> torch.Tensor:
-        """``mean_j sign_j u_j`` over ``k`` Gaussian ``u_j``, one query per sign (eq. 4)."""
+        """``mean_j sign_j u_j`` over ``size`` (per sample, at most ``k``) Gaussian ``u_j``,
+        one query per sign (eq. 4)."""
         m = x.shape[0]
         d = x[0].numel()
         total = torch.zeros_like(x)
         block = max(1, _CHUNK // max(1, m * d))
         trail = [1] * (x.dim() - 1)
-        for start in range(0, self.k, block):
-            b = min(block, self.k - start)
+        size_dev = size.to(x.device)
+        most = int(size.max())
+        for start in range(0, most, block):
+            b = min(block, most - start)
             u = torch.randn((m, b, *x.shape[1:]), generator=generator, device=x.device)
             u = u / u.flatten(2).norm(dim=2).clamp_min(1e-12).view(m, b, *trail)
             turned = theta[:, None] + beta.view(m, 1, *trail) * u
             turned = turned / turned.flatten(2).norm(dim=2).clamp_min(1e-12).view(m, b, *trail)
             probe = (x[:, None] + g.view(m, 1, *trail) * turned).clamp(*bounds)
-            owner = torch.arange(m, device=x.device).repeat_interleave(b)
-            hit = oracle.many(probe.flatten(0, 1), idx[owner], idx, b)
-            sign = torch.where(hit, -1.0, 1.0).view(m, b, *trail)
-            total += (sign * u).sum(dim=1)
-        return total / self.k
+            used = torch.arange(start, start + b, device=x.device)[None, :] < size_dev[:, None]
+            owner = torch.arange(m, device=x.device)[:, None].expand(m, b)[used]
+            count = used.sum(dim=1)
+            asked = count > 0
+            hit = torch.zeros(m, b, dtype=torch.bool, device=x.device)
+            hit[used] = oracle.many(probe[used], idx[owner], idx[asked], count[asked].cpu())
+            sign = torch.where(hit, -1.0, 1.0) * used
+            total += (sign.view(m, b, *trail) * u).sum(dim=1)
+        return total / _view(size_dev.to(x.dtype), x)
 
     def _line_search(
         self,

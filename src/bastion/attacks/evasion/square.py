@@ -82,6 +82,22 @@ def _signs(
     return torch.randint(0, 2, shape, generator=generator, device=device).float() * 2 - 1
 
 
+def _flips(m: int, c: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Per row, -1/+1 factors ``(m, c, 1, 1)`` flipping a uniformly drawn nonempty channel set.
+
+    Drawn as a uniform integer in ``[1, 2^c)`` read bit by bit; beyond 62 channels the extra
+    channels flip independently with probability 1/2 (a deviation of order 2^-62).
+    """
+    bits = min(c, 62)
+    code = torch.randint(1, 2**bits, (m, 1), generator=generator, device=device)
+    powers = 2 ** torch.arange(bits, device=device)
+    flip = (code & powers) != 0
+    if c > bits:
+        extra = torch.randint(0, 2, (m, c - bits), generator=generator, device=device) == 1
+        flip = torch.cat([flip, extra], dim=1)
+    return torch.where(flip, -1.0, 1.0).view(m, c, 1, 1)
+
+
 class _Square(Attack):
     requires: ClassVar[Access] = Access.SCORES
     leaf: ClassVar[str] = "evasion.score-based"
@@ -210,16 +226,24 @@ class LinfSquareAttack(_Square):
         rh, rw = _corners(m, size, h, w, generator, x.device)
         mask = _window(rh, rw, size, h, w)
         delta = best - x
-        signs = _signs((m, c, 1, 1), generator, x.device) * self.epsilon
-        # Redraw the signs of a square that would leave the image unchanged (as the paper's
-        # implementation does), so no query is spent on a point already evaluated.
-        for _ in range(10):
-            cand = (x + torch.where(mask, signs, delta)).clamp(*bounds)
-            same = ((cand - best).abs() < 1e-7).flatten(1).all(dim=1)
-            if not bool(same.any()):
-                break
-            redraw = _signs((m, c, 1, 1), generator, x.device) * self.epsilon
-            signs = torch.where(same[:, None, None, None], redraw, signs)
+        signs = _signs((m, c, 1, 1), generator, x.device)
+        # The paper's implementation redraws the signs of a square that would leave the image
+        # unchanged until it does not, so no query is spent on a point already evaluated. For
+        # epsilon > 0 at most one sign vector leaves a square unchanged (a channel is
+        # unchanged only when its pixels already sit at clip(x + sign * epsilon), which holds
+        # for one sign at most), so that rejection loop draws uniformly from the other
+        # 2^c - 1 sign vectors: done here in one step by flipping a uniformly drawn nonempty
+        # set of channels of the rows that would not change.
+        window = mask.expand(m, c, h, w)
+        same = (
+            ((x + signs * self.epsilon).clamp(*bounds).sub(best).abs().lt(1e-7) | ~window)
+            .flatten(1)
+            .all(dim=1)
+        )
+        signs = torch.where(
+            same[:, None, None, None], signs * _flips(m, c, generator, x.device), signs
+        )
+        cand: torch.Tensor = (x + torch.where(mask, signs * self.epsilon, delta)).clamp(*bounds)
         return cand
 
 
