@@ -123,3 +123,31 @@ def test_bpda_breaks_a_quantising_defense_that_blocks_pgd(
     bpda = LinfBPDAProjectedGradientDescentAttack(epsilon=0.2, steps=20)(defended, x, y)
     assert float(plain.success.float().mean()) <= 0.1  # measured 0.03: PGD is blocked
     assert float(bpda.success.float().mean()) >= 0.9  # measured 1.00
+
+
+def test_l2_bpda_breaks_the_quantising_defense_that_blocks_l2_pgd(
+    digits_model: TorchModel, digits_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    from bastion.attacks import L2PGD, L2BPDAProjectedGradientDescentAttack
+
+    x, y = digits_batch
+    defended = PreprocessedModel(digits_model, lambda z: torch.round(z * 3) / 3)
+    plain = L2PGD(epsilon=1.5, steps=20)(defended, x, y)
+    bpda = L2BPDAProjectedGradientDescentAttack(epsilon=1.5, steps=20)(defended, x, y)
+    assert float(bpda.norms.max()) <= 1.5 + 1e-4
+    assert float(plain.success.float().mean()) <= 0.1  # measured 0.016
+    assert float(bpda.success.float().mean()) >= 0.8  # measured 1.00 (0.92 at epsilon 1.0)
+
+
+def test_l2_eot_on_a_deterministic_model_is_l2_pgd_at_eot_samples_times_the_cost(
+    digits_model: TorchModel, digits_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    from bastion.attacks import L2PGD, L2EOTProjectedGradientDescentAttack
+
+    x, y = digits_batch
+    plain = L2PGD(epsilon=1.0, steps=10, random_start=False)(digits_model, x, y)
+    eot = L2EOTProjectedGradientDescentAttack(
+        epsilon=1.0, steps=10, eot_samples=3, random_start=False
+    )(digits_model, x, y)
+    assert eot.queries == 3 * plain.queries
+    assert torch.allclose(eot.x_adv, plain.x_adv, atol=1e-5)

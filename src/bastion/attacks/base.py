@@ -92,8 +92,10 @@ class Attack(ABC):
     each one-hot group projected to a valid one-hot (the original category when the change
     would leave the ball). Success is measured after the repair. The continuous part
     (immutable features and per-feature bounds) is also enforced at every iteration by the
-    attacks that call `_project_step` and `_free_gradient` (FGSM/FGM, PGD, APGD, MI-FGSM);
-    while a call runs, `run` finds the compiled constraints in ``self._constraints``.
+    attacks that call `_project_step` and `_free_gradient` (FGSM/FGM, PGD in every norm,
+    APGD, MI-FGSM, EOT/BPDA-PGD), and at every query of the decision-based attacks, whose
+    label oracle projects each point first (HopSkipJump, Boundary, Sign-OPT); while a call
+    runs, `run` finds the compiled constraints in ``self._constraints``.
     """
 
     id: ClassVar[str]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bastion.attacks.base import Attack
 from bastion.attacks.evasion.adaptive import (
+    L2BPDAProjectedGradientDescentAttack,
+    L2EOTProjectedGradientDescentAttack,
     LinfBPDAProjectedGradientDescentAttack,
     LinfEOTProjectedGradientDescentAttack,
 )
@@ -78,6 +80,8 @@ ATTACKS: dict[str, type[Attack]] = {
         LinfTransferPGDAttack,
         LinfEOTProjectedGradientDescentAttack,
         LinfBPDAProjectedGradientDescentAttack,
+        L2EOTProjectedGradientDescentAttack,
+        L2BPDAProjectedGradientDescentAttack,
     )
 }
 

@@ -1,6 +1,8 @@
 """Evasion attacks: inputs changed within a budget so that the model gets them wrong."""
 
 from bastion.attacks.evasion.adaptive import (
+    L2BPDAProjectedGradientDescentAttack,
+    L2EOTProjectedGradientDescentAttack,
     LinfBPDAProjectedGradientDescentAttack,
     LinfEOTProjectedGradientDescentAttack,
 )
@@ -67,6 +69,8 @@ __all__ = [
     "LinfFABAttack",
     "L2FABAttack",
     "LinfBPDAProjectedGradientDescentAttack",
+    "L2BPDAProjectedGradientDescentAttack",
+    "L2EOTProjectedGradientDescentAttack",
     "LinfEOTProjectedGradientDescentAttack",
     "LinfTransferMomentumAttack",
     "LinfTransferPGDAttack",

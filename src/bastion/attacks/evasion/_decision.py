@@ -5,23 +5,42 @@ from __future__ import annotations
 
 import torch
 
+from bastion.attacks.constraints import ActiveConstraints
 from bastion.attacks.evasion._blackbox import QueryTracker, adversarial
 
 __all__ = ["Oracle", "between", "boundary_search", "starting_points"]
 
 
 class Oracle:
-    """Label queries, charged per sample, that say whether each point meets the goal."""
+    """Label queries, charged per sample, that say whether each point meets the goal.
 
-    def __init__(self, tracker: QueryTracker, y: torch.Tensor, target: torch.Tensor | None) -> None:
+    With ``constraints`` (the attack call's tabular constraints) and the clean batch ``x``,
+    every point is first moved onto what the constraints allow (immutable features reset to
+    the clean sample, per-feature bounds), so the attack learns the decisions of points it may
+    really return; the final repair applies the same projection.
+    """
+
+    def __init__(
+        self,
+        tracker: QueryTracker,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        *,
+        x: torch.Tensor | None = None,
+        constraints: ActiveConstraints | None = None,
+    ) -> None:
         self.tracker = tracker
         self.y = y
         self.target = target
+        self.x = x
+        self.constraints = constraints if x is not None else None
 
     def many(
         self, cand: torch.Tensor, owner: torch.Tensor, idx: torch.Tensor, per: torch.Tensor | int
     ) -> torch.Tensor:
         """Decisions for rows ``cand`` of samples ``owner``; ``per`` queries for each of ``idx``."""
+        if self.constraints is not None and self.x is not None:
+            cand = self.constraints.project_step(self.x[owner], cand)
         pred = self.tracker.labels(cand, idx, per_sample=per)
         return adversarial(pred, self.y[owner], None if self.target is None else self.target[owner])
 

@@ -24,13 +24,23 @@ from bastion.core.validation import check_bool, check_int, check_number
 from bastion.models.base import Model
 from bastion.models.preprocessed import PreprocessedModel
 
-__all__ = ["LinfBPDAProjectedGradientDescentAttack", "LinfEOTProjectedGradientDescentAttack"]
+__all__ = [
+    "L2BPDAProjectedGradientDescentAttack",
+    "L2EOTProjectedGradientDescentAttack",
+    "LinfBPDAProjectedGradientDescentAttack",
+    "LinfEOTProjectedGradientDescentAttack",
+]
 
 _Logits = Callable[[torch.Tensor], torch.Tensor]
 
 
 class _AdaptivePGD(Attack):
-    """Linf PGD whose step follows the mean of ``eot_samples`` gradients of `_logits_fn`."""
+    """PGD whose step follows the mean of ``eot_samples`` gradients of `_logits_fn`.
+
+    The step is the gradient normalised in the attack's norm (its sign for linf, unit length
+    for l2), then projected onto the epsilon-ball, the input bounds and any tabular
+    constraints of the call, as `LinfProjectedGradientDescentAttack` does.
+    """
 
     norm = Norm.LINF
     requires: ClassVar[Access] = Access.GRADIENTS
@@ -93,16 +103,16 @@ class _AdaptivePGD(Attack):
         target: torch.Tensor | None,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        low, high = model.bounds
+        bounds = model.bounds
         logits_fn = self._logits_fn(model)
         adv = x
         if self.random_start:
             start = norms.random_start(x.shape, self.norm, self.epsilon, generator, x.device)
-            adv = (x + start).clamp(low, high)
+            adv = self._project_step(x, x + start, bounds)
         for _ in range(self.steps):
-            grad = self._gradient(logits_fn, adv, y, target)
-            adv = adv.detach() + self.stepsize * grad.sign()
-            adv = (x + (adv - x).clamp(-self.epsilon, self.epsilon)).clamp(low, high)
+            grad = self._free_gradient(self._gradient(logits_fn, adv, y, target))
+            step = norms.normalize_gradient(grad, self.norm)
+            adv = self._project_step(x, adv.detach() + self.stepsize * step, bounds)
         return adv
 
 
@@ -148,3 +158,27 @@ class LinfBPDAProjectedGradientDescentAttack(_AdaptivePGD):
         if isinstance(model, PreprocessedModel):
             return model.approximate_logits
         return model.logits
+
+
+class L2EOTProjectedGradientDescentAttack(LinfEOTProjectedGradientDescentAttack):
+    """EOT-PGD (l2): `LinfEOTProjectedGradientDescentAttack` with l2 steps and ball.
+
+    Each step moves ``stepsize`` (default ``2.5 * epsilon / steps``) along the mean gradient
+    of ``eot_samples`` passes scaled to unit l2 length, then projects onto the l2 ball
+    (Athalye, Engstrom, Ilyas, Kwok, ICML 2018; Athalye, Carlini & Wagner, ICML 2018).
+    """
+
+    id = "eot-pgd-l2"
+    norm = Norm.L2
+
+
+class L2BPDAProjectedGradientDescentAttack(LinfBPDAProjectedGradientDescentAttack):
+    """BPDA-PGD (l2): `LinfBPDAProjectedGradientDescentAttack` with l2 steps and ball.
+
+    The backward pass goes through the `PreprocessedModel`'s approximation (Athalye, Carlini
+    & Wagner, ICML 2018); each step moves ``stepsize`` along the unit-l2 gradient and
+    projects onto the l2 ball.
+    """
+
+    id = "bpda-pgd-l2"
+    norm = Norm.L2

@@ -96,7 +96,7 @@ class L2BoundaryAttack(Attack):
         dev = x.device
         bounds = model.bounds
         tracker = QueryTracker(model, n, self.max_queries, stop_at_budget=self.stop_at_budget)
-        oracle = Oracle(tracker, y, target)
+        oracle = Oracle(tracker, y, target, x=x, constraints=self._constraints)
         best, work = starting_points(x, y, target, oracle, self.init_tries, generator, bounds)
         if work.numel() == 0:
             return best

@@ -74,7 +74,7 @@ class _HopSkipJump(Attack):
         theta = self.gamma / (d**2 if self.norm is Norm.LINF else d**1.5)
         dev = x.device
 
-        is_adv = Oracle(tracker, y, target)
+        is_adv = Oracle(tracker, y, target, x=x, constraints=self._constraints)
         best, work = starting_points(x, y, target, is_adv, self.init_tries, generator, (low, high))
         if work.numel() == 0:
             return best

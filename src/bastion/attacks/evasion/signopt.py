@@ -102,7 +102,7 @@ class L2SignOPTAttack(Attack):
         n = x.shape[0]
         dev = x.device
         tracker = QueryTracker(model, n, self.max_queries, stop_at_budget=self.stop_at_budget)
-        oracle = Oracle(tracker, y, target)
+        oracle = Oracle(tracker, y, target, x=x, constraints=self._constraints)
         best, work = starting_points(x, y, target, oracle, self.init_tries, generator, model.bounds)
         if work.numel() == 0:
             return best
