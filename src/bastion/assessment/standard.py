@@ -41,6 +41,8 @@ STANDARD_ATTACKS: tuple[str, ...] = (
     "fab-t-{norm}",
     "square-{norm}",
 )
+#: The transfer attack ``transfer=True`` appends, per norm.
+TRANSFER_ATTACKS: dict[Norm, str] = {Norm.LINF: "transfer-mifgsm-linf", Norm.L2: "transfer-pgd-l2"}
 #: A black-box member breaking more than this fraction of the points the white-box members
 #: could not (and at least `MASKING_MIN_POINTS` of them) is reported as gradient masking.
 MASKING_FRACTION = 0.02
@@ -158,7 +160,7 @@ def standard_evaluation(
     ``attacks`` overrides the ensemble (registry ids, run in the given order);
     ``overrides`` maps an attack id to hyperparameters replacing the paper's defaults (then
     the evaluation is no longer the standard one, and the stages record what ran).
-    ``transfer=True`` appends the transfer attack ``transfer-mifgsm-{norm}`` (a substitute
+    ``transfer=True`` appends the transfer attack of `TRANSFER_ATTACKS` (a substitute
     trained on the model's labels, Papernot et al. 2017) as a last member: when it breaks
     points the gradient attacks could not, that is reported as gradient masking.
     """
@@ -172,7 +174,7 @@ def standard_evaluation(
         else [a.format(norm=norm.value) for a in STANDARD_ATTACKS]
     )
     if check_bool("transfer", transfer):
-        wanted.append(f"transfer-mifgsm-{norm.value}")
+        wanted.append(TRANSFER_ATTACKS.get(norm, f"transfer-{norm.value}"))
     if not wanted:
         raise ValidationError("Expected attacks to name at least one attack, but got none")
     if attacks is None and not any(a in ATTACKS for a in wanted):

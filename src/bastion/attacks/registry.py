@@ -40,7 +40,11 @@ from bastion.attacks.evasion.pgd_l1 import L1ProjectedGradientDescentAttack
 from bastion.attacks.evasion.signopt import L2SignOPTAttack
 from bastion.attacks.evasion.simba import L2SimBADCTAttack
 from bastion.attacks.evasion.square import L2SquareAttack, LinfSquareAttack
-from bastion.attacks.evasion.transfer import LinfTransferMomentumAttack, LinfTransferPGDAttack
+from bastion.attacks.evasion.transfer import (
+    L2TransferPGDAttack,
+    LinfTransferMomentumAttack,
+    LinfTransferPGDAttack,
+)
 from bastion.core.validation import check_choice
 
 __all__ = ["ATTACKS", "get_attack"]
@@ -78,6 +82,7 @@ ATTACKS: dict[str, type[Attack]] = {
         L2FABAttack,
         LinfTransferMomentumAttack,
         LinfTransferPGDAttack,
+        L2TransferPGDAttack,
         LinfEOTProjectedGradientDescentAttack,
         LinfBPDAProjectedGradientDescentAttack,
         L2EOTProjectedGradientDescentAttack,

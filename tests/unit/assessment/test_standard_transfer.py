@@ -30,7 +30,7 @@ def test_a_transfer_attack_that_beats_the_gradient_attacks_is_flagged(
     assert any(f.leaf == "evasion.adaptive" for f in result.findings())
 
 
-def test_transfer_is_off_by_default_validated_and_skipped_where_missing(
+def test_transfer_is_off_by_default_validated_and_l2_uses_transfer_pgd(
     digits_model: TorchModel, digits_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     x, y = digits_batch
@@ -41,6 +41,13 @@ def test_transfer_is_off_by_default_validated_and_skipped_where_missing(
     with pytest.raises(ValidationError, match="transfer"):
         standard_evaluation(digits_model, x, y, epsilon=0.1, transfer=1)  # type: ignore[arg-type]
     l2 = standard_evaluation(
-        digits_model, x[:8], y[:8], epsilon=1.0, norm="l2", attacks=("fgm-l2",), transfer=True
+        digits_model,
+        x[:8],
+        y[:8],
+        epsilon=1.0,
+        norm="l2",
+        attacks=("fgm-l2",),
+        transfer=True,
+        overrides={"transfer-pgd-l2": {"steps": 5, "substitute_epochs": 1, "train_epochs": 2}},
     )
-    assert any("transfer-mifgsm-l2" in s for s in l2.skipped)
+    assert [s["attack"] for s in l2.stages] == ["fgm-l2", "transfer-pgd-l2"]

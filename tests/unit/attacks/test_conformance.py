@@ -45,6 +45,7 @@ FAST: dict[str, dict[str, object]] = {
     "bpda-pgd-linf": {"epsilon": 0.1, "steps": 5},
     "eot-pgd-l2": {"epsilon": 1.0, "steps": 3, "eot_samples": 2},
     "bpda-pgd-l2": {"epsilon": 1.0, "steps": 5},
+    "transfer-pgd-l2": {"epsilon": 1.0, "steps": 5, "substitute_epochs": 2, "train_epochs": 2},
 }
 
 

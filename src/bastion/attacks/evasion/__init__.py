@@ -37,7 +37,11 @@ from bastion.attacks.evasion.pgd_l1 import L1ProjectedGradientDescentAttack
 from bastion.attacks.evasion.signopt import L2SignOPTAttack
 from bastion.attacks.evasion.simba import L2SimBADCTAttack
 from bastion.attacks.evasion.square import L2SquareAttack, LinfSquareAttack
-from bastion.attacks.evasion.transfer import LinfTransferMomentumAttack, LinfTransferPGDAttack
+from bastion.attacks.evasion.transfer import (
+    L2TransferPGDAttack,
+    LinfTransferMomentumAttack,
+    LinfTransferPGDAttack,
+)
 
 __all__ = [
     "L2APGDCEAttack",
@@ -74,4 +78,5 @@ __all__ = [
     "LinfEOTProjectedGradientDescentAttack",
     "LinfTransferMomentumAttack",
     "LinfTransferPGDAttack",
+    "L2TransferPGDAttack",
 ]

@@ -23,7 +23,10 @@ from bastion.attacks.evasion._substitute import (
     default_surrogate,
     seed_tensor,
 )
-from bastion.attacks.evasion.gradient import LinfProjectedGradientDescentAttack
+from bastion.attacks.evasion.gradient import (
+    L2ProjectedGradientDescentAttack,
+    LinfProjectedGradientDescentAttack,
+)
 from bastion.attacks.evasion.momentum import LinfMomentumIterativeAttack
 from bastion.core.threat_model import Access, Norm
 from bastion.core.validation import check_bool, check_int, check_number, fail
@@ -32,6 +35,7 @@ from bastion.models.tensors import as_batch, check_in_bounds
 from bastion.models.torch_model import TorchModel
 
 __all__ = [
+    "L2TransferPGDAttack",
     "LinfTransferMomentumAttack",
     "LinfTransferPGDAttack",
     "SurrogateFactory",
@@ -265,6 +269,9 @@ class LinfTransferPGDAttack(_Transfer):
 
     id = "transfer-pgd-linf"
     title = "Transfer (PGD)"
+    _pgd: ClassVar[type[LinfProjectedGradientDescentAttack | L2ProjectedGradientDescentAttack]] = (
+        LinfProjectedGradientDescentAttack
+    )
 
     def __init__(
         self,
@@ -303,7 +310,7 @@ class LinfTransferPGDAttack(_Transfer):
             batch_size=batch_size,
             seed=seed,
         )
-        self._attack = LinfProjectedGradientDescentAttack(
+        self._attack = self._pgd(
             epsilon=self.epsilon,
             steps=steps,
             stepsize=stepsize,
@@ -319,3 +326,16 @@ class LinfTransferPGDAttack(_Transfer):
 
     def _white_box(self) -> Attack:
         return self._attack
+
+
+class L2TransferPGDAttack(LinfTransferPGDAttack):
+    """Transfer attack (l2): l2 PGD crafted on a substitute trained from the target's labels.
+
+    The substitute is trained exactly as for `LinfTransferPGDAttack` (Papernot et al., ASIA
+    CCS 2017); the examples are crafted with `L2ProjectedGradientDescentAttack` (Madry et
+    al., ICLR 2018) on the substitute and submitted to the target. Same arguments.
+    """
+
+    id = "transfer-pgd-l2"
+    norm = Norm.L2
+    _pgd = L2ProjectedGradientDescentAttack
