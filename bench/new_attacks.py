@@ -51,7 +51,7 @@ from bastion.attacks.evasion.fab import L2FABAttack, LinfFABAttack
 from bastion.attacks.evasion.jsma import L0JacobianSaliencyMapAttack
 from bastion.attacks.evasion.pgd_l1 import L1ProjectedGradientDescentAttack
 from bastion.attacks.evasion.signopt import L2SignOPTAttack
-from bastion.attacks.norms import project
+from bastion.attacks.norms import lp_norm, project
 from bastion.core.threat_model import Norm
 from bastion.data import ZooEntry, load_zoo_model
 from bastion.models import TorchModel
@@ -311,14 +311,10 @@ def _std(entry: ZooEntry) -> float:
 
 
 def _norms(delta: torch.Tensor, norm: Norm) -> torch.Tensor:
-    flat = delta.flatten(1)
+    """`lp_norm`, except that l0 ignores the float noise of the peers' untouched features."""
     if norm is Norm.L0:
-        return (flat.abs() > 1e-6).sum(1).float()
-    if norm is Norm.L1:
-        return flat.abs().sum(1)
-    if norm is Norm.L2:
-        return torch.linalg.vector_norm(flat, dim=1)
-    return flat.abs().amax(1)
+        return (delta.flatten(1).abs() > 1e-6).sum(1).float()
+    return lp_norm(delta, norm)
 
 
 def score(entry: ZooEntry, case: Case, data: Any, adv: torch.Tensor) -> dict[str, Any]:

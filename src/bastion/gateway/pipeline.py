@@ -33,6 +33,7 @@ from bastion.defenses.guards import (
     Query,
     RateLimitGuard,
     Verdict,
+    strongest,
 )
 from bastion.defenses.guards.ratelimit import RateLimitStorageError
 from bastion.gateway.loader import Served
@@ -58,15 +59,6 @@ _STAGE_STATUS = {
 UNAVAILABLE = "service unavailable: the rate-limit store cannot be reached"
 
 log = logging.getLogger("bastion.gateway")
-
-# `Action.rank` looks the action up in a list each time; the pipeline ranks several verdicts
-# per request, so it keeps the ranks in a dict.
-_RANK = {action: action.rank for action in Action}
-
-
-def _strongest(verdicts: list[Verdict]) -> Action:
-    """`bastion.defenses.guards.strongest`, with the ranks precomputed."""
-    return max((v.action for v in verdicts), key=_RANK.__getitem__, default=Action.ALLOW)
 
 
 def _store_down(exc: RateLimitStorageError) -> None:
@@ -100,7 +92,7 @@ class Outcome:
     @property
     def action(self) -> Action:
         """The strongest action any guard asked for."""
-        return _strongest(self.verdicts)
+        return strongest(self.verdicts)
 
 
 class Pipeline:
@@ -282,7 +274,7 @@ class Pipeline:
             out.reached_model = True
             answered = Query(identity=identity, address=address, x=batch, scores=scores)
             out.verdicts.extend(g.check(answered) for g in self.answer_detectors)
-        final = _strongest(out.verdicts)
+        final = strongest(out.verdicts)
         if final is Action.BLOCK:
             out.status = 403
             out.error = "answer withheld: this identity's queries match a query-attack pattern"

@@ -8,10 +8,9 @@ or an error message.
 
 from __future__ import annotations
 
-import copy
+import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,8 +18,9 @@ import torch
 
 from bastion.core.errors import AccessError, RemoteModelError, ValidationError
 from bastion.core.threat_model import Access
-from bastion.core.validation import check_bool, check_int, check_number, check_type, fail
+from bastion.core.validation import check_int, check_number, check_type, fail
 from bastion.models._common import check_label_array, check_score_array
+from bastion.models._remote_options import parse_keys, parse_request, parse_response
 from bastion.models.base import BaseModel
 from bastion.models.counter import QueryCounter
 
@@ -28,107 +28,6 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = ["RemoteModel"]
-
-_REQUEST_KEYS = {"key", "flatten", "extra"}
-_RESPONSE_KEYS = {"key", "holds", "probabilities", "classes"}
-
-
-def _path(name: str, value: Any) -> tuple[str, ...]:
-    check_type(name, value, str)
-    parts = tuple(value.split("."))
-    if not all(parts):
-        raise fail(name, "a dotted key path such as 'result.scores'", value)
-    return parts
-
-
-def _check_keys(name: str, mapping: Any, allowed: set[str]) -> Mapping[str, Any]:
-    if mapping is None:
-        return {}
-    spec: Mapping[str, Any] = check_type(name, mapping, Mapping, "a mapping")
-    if set(spec) - allowed:
-        raise fail(name, f"a mapping with keys among {sorted(allowed)}", dict(spec))
-    return spec
-
-
-@dataclass(frozen=True)
-class _Request:
-    path: tuple[str, ...]
-    flatten: bool
-    extra: Mapping[str, Any]
-
-    def body(self, rows: list[Any]) -> dict[str, Any]:
-        payload: dict[str, Any] = copy.deepcopy(dict(self.extra))
-        node = payload
-        for part in self.path[:-1]:
-            child = node.get(part)
-            node[part] = child = child if isinstance(child, dict) else {}
-            node = child
-        node[self.path[-1]] = rows
-        return payload
-
-
-@dataclass(frozen=True)
-class _Response:
-    path: tuple[str, ...]
-    holds: Access
-    probabilities: bool
-    classes: Mapping[Any, int] | None
-
-
-def _parse_request(mapping: Any) -> _Request:
-    spec = _check_keys("request", mapping, _REQUEST_KEYS)
-    extra = spec.get("extra", {})
-    check_type("request['extra']", extra, Mapping, "a mapping of constant JSON fields")
-    return _Request(
-        path=_path("request['key']", spec.get("key", "inputs")),
-        flatten=check_bool("request['flatten']", spec.get("flatten", False)),
-        extra=dict(extra),
-    )
-
-
-def _parse_response(mapping: Any, access: Access) -> _Response:
-    spec = _check_keys("response", mapping, _RESPONSE_KEYS)
-    holds = Access.parse(spec.get("holds", access.value), "response['holds']")
-    if holds is Access.GRADIENTS:
-        raise fail("response['holds']", "'scores' or 'labels'", holds.value)
-    if access is Access.SCORES and holds is Access.LABELS:
-        raise fail("access", "'labels' when the response holds labels", access.value)
-    classes = spec.get("classes")
-    index = None
-    if classes is not None:
-        if holds is not Access.LABELS or not isinstance(classes, (list, tuple)):
-            raise fail(
-                "response['classes']", "a list of class names, for a label response", classes
-            )
-        index = {c: i for i, c in enumerate(classes)}
-    return _Response(
-        path=_path("response['key']", spec.get("key", holds.value)),
-        holds=holds,
-        probabilities=check_bool("response['probabilities']", spec.get("probabilities", False)),
-        classes=index,
-    )
-
-
-def _parse_keys(keys: Any, header: Any, scheme: Any, headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The rotating API keys, checked without ever putting one in a message."""
-    check_type("api_key_header", header, str)
-    check_type("api_key_scheme", scheme, str)
-    if keys is None:
-        return ()
-    if isinstance(keys, (str, bytes)) or not isinstance(keys, Sequence) or not keys:
-        raise ValidationError(
-            "Expected api_keys to be a non-empty list of strings, "
-            f"but got {type(keys).__name__}{'' if keys else ' (empty)'}"
-        )
-    bad = [i for i, k in enumerate(keys) if not isinstance(k, str) or not k or k != k.strip()]
-    if bad:  # positions, never values
-        raise ValidationError(
-            f"Expected every api_keys entry to be a non-empty string without surrounding "
-            f"spaces, but entries {bad} are not"
-        )
-    if not header or header.lower() in {h.lower() for h in headers}:
-        raise fail("api_key_header", "a header name not also given in headers", header)
-    return tuple(keys)
 
 
 class RemoteModel(BaseModel):
@@ -203,8 +102,8 @@ class RemoteModel(BaseModel):
         self.access = Access.parse(access)
         if self.access is Access.GRADIENTS:
             raise fail("access", "'scores' or 'labels' (an endpoint gives no gradients)", access)
-        self._request = _parse_request(request)
-        self._response = _parse_response(response, self.access)
+        self._request = parse_request(request)
+        self._response = parse_response(response, self.access)
         self.scores_are_probabilities = self._response.probabilities
         check_type("url", url, str)
         try:
@@ -219,8 +118,8 @@ class RemoteModel(BaseModel):
         ]
         if bad:  # name the headers, never their values
             raise ValidationError(f"Expected headers to map names to strings, but {bad} do not")
-        self._keys = _parse_keys(api_keys, api_key_header, api_key_scheme, header_map)
-        self._turn = 0
+        self._keys = parse_keys(api_keys, api_key_header, api_key_scheme, header_map)
+        self._next_key = itertools.cycle(self._keys)  # next() on a cycle is one atomic step
         # Whatever may carry a credential is redacted from messages. Values under 4 characters
         # hold no real secret, and redacting them would garble numbers in the messages.
         candidates = {*header_map.values(), *(v for _, v in parsed.params.multi_items())}
@@ -273,9 +172,7 @@ class RemoteModel(BaseModel):
         problem, cause = "", None
         headers = None
         if self._keys:  # the next account's key, kept for this request's retries
-            key = self._keys[self._turn % len(self._keys)]
-            self._turn += 1
-            headers = {self._key_header: self._key_prefix + key}
+            headers = {self._key_header: self._key_prefix + next(self._next_key)}
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))

@@ -1,15 +1,16 @@
-"""The pipeline's own shortcuts agree with the guards' definitions."""
+"""The pipeline ranks guard verdicts by `strongest`, whose ranks follow `Action`'s order."""
 
 from __future__ import annotations
 
 import itertools
 
 from bastion.defenses.guards import Action, Verdict, strongest
-from bastion.gateway.pipeline import _strongest
 
 
-def test_precomputed_ranks_pick_the_same_strongest_action() -> None:
-    for combo in itertools.product(list(Action), repeat=3):
+def test_strongest_picks_the_latest_action_in_declaration_order() -> None:
+    order = list(Action)
+    assert [a.rank for a in order] == list(range(len(order)))
+    for combo in itertools.product(order, repeat=3):
         verdicts = [Verdict(f"g{i}", a) for i, a in enumerate(combo)]
-        assert _strongest(verdicts) is strongest(verdicts)
-    assert _strongest([]) is Action.ALLOW
+        assert strongest(verdicts) is max(combo, key=order.index)
+    assert strongest([]) is Action.ALLOW

@@ -31,7 +31,7 @@ class Action(StrEnum):
     @property
     def rank(self) -> int:
         """0 for allow up to 4 for block."""
-        return list(Action).index(self)
+        return _RANKS[self]
 
     @classmethod
     def parse(cls, value: Action | str, name: str = "action") -> Action:
@@ -39,6 +39,10 @@ class Action(StrEnum):
         if isinstance(value, Action):
             return value
         return Action(check_choice(name, value, [a.value for a in Action]))
+
+
+# Declaration order is strength order; looked up per verdict on the gateway's request path.
+_RANKS: dict[Action, int] = {action: i for i, action in enumerate(Action)}
 
 
 @dataclass(frozen=True)
