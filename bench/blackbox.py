@@ -8,6 +8,11 @@ then gets the same number of queries per sample that ART used on average. Foolbo
 installed, runs HopSkipJump for the same number of iterations as ART and Boundary (one query
 a step) for as many steps as ART used queries; its queries, counted by the same hook, include
 the starting points it searches for first.
+
+For each decision-based attack the bench also times the bare network classifying as many
+random rows as ART queried (``network_floor_seconds``): every implementation must run the
+network that many times at ART's query count, so ``art_over_floor`` (ART's seconds over the
+floor) is the largest speed-up over ART any implementation could reach on this model.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ HSJ_SAMPLES = 50
 SQUARE_QUERIES = 1000
 HSJ_ITERATIONS = 5
 BOUNDARY_ITERATIONS = 200
+FLOOR_CHUNKS = (100, 250, 500, 2000)
 
 
 class _Rows:
@@ -73,6 +79,24 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def _network_floor(net: torch.nn.Module, rows: int, shape: tuple[int, ...]) -> float:
+    """Seconds the bare network takes to classify ``rows`` random rows, batched as well as
+    this CPU allows: each chunk size of `FLOOR_CHUNKS` once, then the fastest twice more;
+    the median of its three runs."""
+    x = torch.rand((rows, *shape))
+
+    def once(chunk: int) -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for i in range(0, rows, chunk):
+                net(x[i : i + chunk]).argmax(dim=1)
+        return time.perf_counter() - start
+
+    first = {chunk: once(chunk) for chunk in FLOOR_CHUNKS}
+    fastest = min(first, key=first.__getitem__)
+    return statistics.median([first[fastest], once(fastest), once(fastest)])
 
 
 def main() -> None:
@@ -181,6 +205,7 @@ def main() -> None:
         rows.count = 0
         adv, art_s = _timed(partial(theirs_d.generate, xh.numpy()))
         art_queries = rows.count / HSJ_SAMPLES
+        floor = _network_floor(wrapped, rows.count, tuple(entry.input_shape))
         art_sizes = np.linalg.norm((adv - xh.numpy()).reshape(HSJ_SAMPLES, -1), axis=1)
         with model.counter.paused():
             art_success = (model.labels(torch.as_tensor(adv)) != yh).numpy()
@@ -201,6 +226,8 @@ def main() -> None:
                     "success_rate": float(art_success.mean()),
                     "median_l2": float(statistics.median(art_sizes[art_success].tolist())),
                     "queries_per_sample": art_queries,
+                    "network_floor_seconds": floor,
+                    "art_over_floor": art_s / floor,
                 },
             }
         )
@@ -222,19 +249,30 @@ def main() -> None:
         json.dumps({"meta": meta, "results": results}, indent=2) + "\n"
     )
     print(f"\n{meta['date']} · {meta['machine']}\n")
-    print("| attack | implementation | seconds | time ratio | queries/sample | outcome |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| attack | implementation | seconds | time ratio | over network floor | "
+        "queries/sample | outcome |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for row in results:
         ours_s = row["bastion"]["seconds"]
+        floor = row.get(art_name, {}).get("network_floor_seconds")
         for name in (key for key in row if key != "attack"):
             r = row[name]
             if "median_l2" in r:
                 outcome = f"success {r['success_rate']:.0%}, median l2 {r['median_l2']:.3f}"
             else:
                 outcome = f"robust accuracy {r['robust_accuracy']:.0%}"
+            over = "" if floor is None else f"{r['seconds'] / floor:.1f}x"
             print(
-                f"| {row['attack']} | {name} | {r['seconds']:.2f} | "
-                f"{r['seconds'] / ours_s:.1f}x | {r['queries_per_sample']:.0f} | {outcome} |"
+                f"| {row['attack']} | {name} | {r['seconds']:.2f} | {r['seconds'] / ours_s:.1f}x "
+                f"| {over} | {r['queries_per_sample']:.0f} | {outcome} |"
+            )
+        if floor is not None:
+            print(
+                f"| {row['attack']} | network alone (floor) | {floor:.2f} | "
+                f"{floor / ours_s:.1f}x | 1.0x | {row[art_name]['queries_per_sample']:.0f} | "
+                f"ART / floor {row[art_name]['art_over_floor']:.1f}x |"
             )
 
 

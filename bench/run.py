@@ -66,7 +66,8 @@ def bench_pgd(batch: int) -> dict[str, object]:
     attack = PGD(epsilon=EPSILON, steps=STEPS, batch_size=batch)
     rows: dict[str, float] = {
         "bare torch loop": _median_seconds(bare) / STEPS,
-        "bastion": _median_seconds(lambda: attack(model, x, y)) / STEPS,
+        "bastion": _median_seconds(lambda: attack.generate(model, x, y)) / STEPS,
+        "bastion (call)": _median_seconds(lambda: attack(model, x, y)) / STEPS,
     }
     try:
         import torchattacks

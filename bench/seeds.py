@@ -1,13 +1,18 @@
-"""Attack strength over many random starts: APGD-CE and APGD-DLR in bastion, torchattacks, ART.
+"""Attack strength over many random starts: APGD-CE and APGD-DLR (8x8) and linf PGD (32x32)
+in bastion, torchattacks, ART and Foolbox.
 
 Run with ``python -m bench.seeds [SEEDS]`` (default 16). One run of a random-start attack
 varies by about a point of robust accuracy on 300 digits, so a single-seed comparison
 cannot tell libraries apart at the 0.5-point level; this compares means over seeds.
-Writes ``bench/results/seeds.json`` and prints a Markdown table.
+PGD starts at a random point of the ball in every library (Madry et al.; ART's
+``num_random_init=1``); the rows "from the clean input" run it without a random start
+(bastion's ``random_start=False``, ART's default ``num_random_init=0``), once, as they are
+deterministic. Writes ``bench/results/seeds.json`` and prints a Markdown table.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import statistics
@@ -15,18 +20,26 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from bastion.attacks import LinfAPGDCEAttack, LinfAPGDDLRAttack
+from bastion.attacks import (
+    LinfAPGDCEAttack,
+    LinfAPGDDLRAttack,
+    LinfProjectedGradientDescentAttack,
+)
 from bastion.data import load_zoo_model
 from bastion.models import TorchModel
 from bench.evasion import _Normalize
+from bench.evasion_peers import _art_classifier, _foolbox_model, _wrapped
 
 RESULTS = Path(__file__).with_name("results")
 EPSILON = 0.15
 SAMPLES = 300
+PGD32_EPSILON = 0.1  # bench.evasion_peers.EPSILONS for the 32x32 CNN
+PGD32_STEPS = 20
 
 
 def main() -> None:
@@ -110,6 +123,7 @@ def main() -> None:
             values = [robust(fn(s)) for s in seeds]
             rows.append(
                 {
+                    "model": "digits-cnn",
                     "attack": f"{name} linf {EPSILON}, 100 steps",
                     "library": library,
                     "seeds": len(values),
@@ -120,19 +134,133 @@ def main() -> None:
                 }
             )
             print(f"{name} · {library}: done", file=sys.stderr, flush=True)
-    meta = {"date": date.today().isoformat(), "samples": SAMPLES, "model": "zoo:digits-cnn"}
+    rows += _pgd_rows(seeds)
+    meta = {
+        "date": date.today().isoformat(),
+        "samples": SAMPLES,
+        "models": ["zoo:digits-cnn", "zoo:digits32-cnn"],
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "seeds.json").write_text(
         json.dumps({"meta": meta, "results": rows}, indent=2) + "\n"
     )
     print(f"\n{meta['date']} · {SAMPLES} digits · {len(seeds)} seeds\n")
-    print("| attack | library | mean robust accuracy | sd | min-max |")
-    print("|---|---|---|---|---|")
+    print("| model | attack | library | seeds | mean robust accuracy | sd | min-max |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['attack']} | {r['library']} | {r['mean']:.2f} % | {r['sd']:.2f} "
-            f"| {r['min']:.1f}-{r['max']:.1f} |"
+            f"| {r['model']} | {r['attack']} | {r['library']} | {r['seeds']} | {r['mean']:.2f} % "
+            f"| {r['sd']:.2f} | {r['min']:.1f}-{r['max']:.1f} |"
         )
+
+
+def _pgd_rows(seeds: range) -> list[dict[str, Any]]:
+    """Linf PGD, 20 steps, on the 32x32 CNN: every library from a random start, per seed; and
+    bastion and ART from the clean input, once."""
+    entry = load_zoo_model("digits32-cnn")
+    eps, steps = PGD32_EPSILON, PGD32_STEPS
+    alpha = 2.5 * eps / steps
+    x = torch.from_numpy(entry.test.x[:SAMPLES])
+    y = torch.from_numpy(entry.test.y[:SAMPLES])
+    model = TorchModel(entry.model.eval(), **{**entry.adapter_options(), "batch_size": SAMPLES})
+    wrapped = _wrapped(entry)
+
+    def robust(adv: torch.Tensor) -> float:
+        adv = torch.max(torch.min(adv.detach().float(), x + eps), x - eps).clamp(0, 1)
+        with model.counter.paused():
+            return 100 * float((model.labels(adv) == y).float().mean())
+
+    def ours(seed: int, start: bool = True) -> torch.Tensor:
+        attack = LinfProjectedGradientDescentAttack(
+            epsilon=eps,
+            steps=steps,
+            stepsize=alpha,
+            random_start=start,
+            batch_size=SAMPLES,
+            seed=seed,
+        )
+        return attack.generate(model, x, y)
+
+    random_start: dict[str, Callable[[int], torch.Tensor]] = {"bastion": ours}
+    clean_start: dict[str, Callable[[int], torch.Tensor]] = {
+        "bastion": lambda s: ours(s, start=False)
+    }
+    try:
+        import torchattacks
+
+        def ta_run(seed: int) -> torch.Tensor:
+            torch.manual_seed(seed)
+            out: torch.Tensor = torchattacks.PGD(
+                wrapped, eps=eps, alpha=alpha, steps=steps, random_start=True
+            )(x, y)
+            return out
+
+        random_start[f"torchattacks {torchattacks.__version__}"] = ta_run
+    except ImportError:
+        print("torchattacks not installed; skipped", file=sys.stderr)
+    try:
+        import art
+        from art.attacks.evasion import ProjectedGradientDescentPyTorch
+
+        clf = _art_classifier(entry)
+
+        def art_run(seed: int, inits: int = 1) -> torch.Tensor:
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            pgd = ProjectedGradientDescentPyTorch(
+                clf,
+                norm=np.inf,
+                eps=eps,
+                eps_step=alpha,
+                max_iter=steps,
+                num_random_init=inits,
+                batch_size=SAMPLES,
+                verbose=False,
+            )
+            return torch.from_numpy(pgd.generate(x.numpy(), y.numpy()))
+
+        random_start[f"ART {art.__version__}"] = art_run
+        clean_start[f"ART {art.__version__}"] = lambda s: art_run(s, inits=0)
+    except ImportError:
+        print("adversarial-robustness-toolbox not installed; skipped", file=sys.stderr)
+    try:
+        foolbox: Any = importlib.import_module("foolbox")
+
+        fmodel = _foolbox_model(entry)
+
+        def fb_run(seed: int) -> torch.Tensor:
+            torch.manual_seed(seed)
+            attack = foolbox.attacks.LinfPGD(abs_stepsize=alpha, steps=steps)
+            _, clipped, _ = attack(fmodel, x, y, epsilons=eps)
+            out: torch.Tensor = clipped
+            return out
+
+        random_start[f"Foolbox {foolbox.__version__}"] = fb_run
+    except ImportError:
+        print("foolbox not installed; skipped", file=sys.stderr)
+
+    rows: list[dict[str, Any]] = []
+    label = f"PGD linf {eps}, {steps} steps"
+    for start, libraries, runs in (
+        ("random start", random_start, seeds),
+        ("from the clean input", clean_start, range(1)),
+    ):
+        for library, fn in libraries.items():
+            values = [robust(fn(s)) for s in runs]
+            rows.append(
+                {
+                    "model": "digits32-cnn",
+                    "attack": f"{label}, {start}",
+                    "library": library,
+                    "seeds": len(values),
+                    "mean": statistics.mean(values),
+                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "min": min(values),
+                    "max": max(values),
+                }
+            )
+            print(f"PGD 32x32 {start} · {library}: done", file=sys.stderr, flush=True)
+    return rows
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ SimBA-DCT (step 0.2)               l2 2.0             6 %, 40 q/img    <= 15 %, 
 NES (1000, 50 samples)             linf 0.2           18 % robust      <= 30 %
 HopSkipJump l2 (1000)              minimal            median l2 0.71   <= 1.0
 HopSkipJump linf (1000)            minimal            median 0.149     <= 0.2
-Boundary Attack l2 (1000)          minimal            median l2 0.87   <= 1.2
+Boundary Attack l2 (1000)          minimal            median l2 0.83   <= 1.2
 =================================  =================  ===============  ==========
 
 Random noise of each decision-based result's own size (Gaussian direction for l2, random signs

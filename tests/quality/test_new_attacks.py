@@ -12,9 +12,11 @@ targets drawn uniformly among the wrong classes with seed 0), OMP_NUM_THREADS=1:
 - PGD-l1 (SLIDE, 40 steps, percentile 99) at epsilon 3.0: 6.3 % robust accuracy; one SLIDE
   step of size epsilon without random start (percentile 80, the FGSM analogue) 33 %;
   SLIDE with the paper's rule at the box (``box_aware=False``) 72 %.
-- Sign-OPT, first 16 digits, 2000 queries per sample: untargeted median l2 0.522 (all
-  adversarial, 94 % within l2 1.0) against HopSkipJump's 0.568 at the same budget;
-  targeted median 0.862, 87.5 % within l2 1.5.
+- Sign-OPT, first 16 digits, 2000 queries per sample: untargeted median l2 0.488 (all
+  adversarial and within l2 1.0) against HopSkipJump's 0.568 at the same budget;
+  targeted median 0.858, 93.8 % within l2 1.5. First 20 digits, 4000 queries, label-only
+  view, seeds 0-2: mean of the per-seed medians 0.527 (0.585 when it started from one
+  uniform-noise point instead of the best of 100 Gaussian directions), all within l2 1.0.
 - FAB (untargeted) against FAB-T's run towards the runner-up class, first 32 digits, 20
   steps: median minimal l2 0.490 both (no larger on 91 % of digits); linf 0.0985 against
   0.0995 (no larger on 94 %). At 100 steps on 64 digits linf 0.102 against 0.107.
@@ -106,12 +108,27 @@ def test_sign_opt_finds_small_perturbations_from_labels_alone(
     sign_opt = L2SignOPTAttack(epsilon=100.0, max_queries=2000)(digits_model, x, y)
     assert sign_opt.queries <= 2000 * 16
     within = sign_opt.success & (sign_opt.norms <= 1.0)
-    assert float(within.float().mean()) >= 0.8  # measured 0.94
+    assert float(within.float().mean()) >= 0.8  # measured 1.0
     median = float(sign_opt.norms[sign_opt.success].median())
-    assert median <= 0.65  # measured 0.522
+    assert median <= 0.65  # measured 0.488
     hsj = L2HopSkipJumpAttack(epsilon=100.0, max_queries=2000)(digits_model, x, y)
     # Cheng et al. (ICLR 2020) report Sign-OPT ahead of HopSkipJump at equal queries.
-    assert median <= float(hsj.norms[hsj.success].median())  # measured 0.522 vs 0.568
+    assert median <= float(hsj.norms[hsj.success].median())  # measured 0.488 vs 0.568
+
+
+def test_sign_opt_median_at_4000_queries(digits_model: TorchModel, digits_batch: Batch) -> None:
+    # The benchmark's setting (bench.new_attacks: 20 digits, 4000 queries), over three seeds.
+    x, y = digits_batch[0][:20], digits_batch[1][:20]
+    view = digits_model.restricted("labels")
+    medians, within = [], []
+    for seed in range(3):
+        result = L2SignOPTAttack(epsilon=100.0, max_queries=4000, seed=seed)(view, x, y)
+        won = result.success & result.clean_correct
+        medians.append(float(result.norms[won].median()))
+        within.append(float((won & (result.norms <= 1.0)).sum() / result.clean_correct.sum()))
+    # measured 0.527 (0.539, 0.527, 0.515); 0.585 from a single uniform-noise start
+    assert sum(medians) / 3 <= 0.55
+    assert min(within) >= 0.94  # measured 1.0 for each seed
 
 
 def test_sign_opt_targeted(digits_model: TorchModel, digits_batch: Batch) -> None:
@@ -121,7 +138,7 @@ def test_sign_opt_targeted(digits_model: TorchModel, digits_batch: Batch) -> Non
         digits_model, x, y, target=_targets(y)
     )
     within = result.success & (result.norms <= 1.5)
-    assert float(within.float().mean()) >= 0.75  # measured 0.875
+    assert float(within.float().mean()) >= 0.75  # measured 0.938
 
 
 def test_untargeted_fab_is_at_least_as_small_as_fab_t(

@@ -63,7 +63,7 @@ class StandardEvaluation:
         skipped: members not run, with the reason.
         warnings: signs of gradient masking, in words.
         x_adv: per point, the adversarial input of the first member that broke it, else the
-            clean input.
+            clean input (on the CPU).
     """
 
     norm: Norm
@@ -182,6 +182,9 @@ def standard_evaluation(
             f"The standard evaluation has no attack for the {norm.value} norm (its ensemble "
             "exists in linf and l2); pass attacks=... to evaluate with others"
         )
+    # Bookkeeping lives on the CPU, where the model's labels and the attacks' results are,
+    # whatever device the caller's tensors are on.
+    x, y = x.detach().cpu(), y.cpu()
     with model.counter.paused():
         clean_pred = model.labels(x)
     robust = clean_pred == y

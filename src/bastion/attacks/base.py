@@ -1,12 +1,14 @@
-"""The `Attack` base class: one template method that every attack inherits unchanged.
+"""The `Attack` base class: template methods that every attack inherits unchanged.
 
 ``Attack.__call__`` is final. It checks the model's access, the inputs (shape, finiteness,
 bounds, and the optional tabular `FeatureConstraints`), the labels and targets; walks the data
 in batches on the model's device; calls the subclass's `run`; then clips to the input bounds,
 projects onto the epsilon-ball, repairs the constraints, measures success with uncharged
-queries, and returns an `AttackResult`. A new attack writes only ``run`` and its ``__init__``
-(keyword-only hyperparameters, validated there); it may hand over labels it already computed
-(`Attack._note_labels`) to spare the base class those uncharged forward passes.
+queries, and returns an `AttackResult`. ``Attack.generate`` (also final) does the same up to
+the repair and returns only the examples. A new attack writes only ``run`` and its
+``__init__`` (keyword-only hyperparameters, validated there); it may hand over labels it
+already computed (`Attack._note_labels`) to spare the base class those uncharged forward
+passes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from bastion.attacks import norms
 from bastion.attacks.constraints import ActiveConstraints
 from bastion.core.constraints import FeatureConstraints
-from bastion.core.errors import AccessError, ValidationError
+from bastion.core.errors import AccessError, QueryBudgetExceeded, ValidationError
 from bastion.core.results import AttackResult
 from bastion.core.threat_model import Access, Norm, ThreatModel
 from bastion.core.validation import check_int, check_number, describe
@@ -93,7 +95,7 @@ class Attack(ABC):
     would leave the ball). Success is measured after the repair. The continuous part
     (immutable features and per-feature bounds) is also enforced at every iteration by the
     attacks that call `_project_step` and `_free_gradient` (FGSM/FGM, PGD in every norm,
-    APGD, MI-FGSM, EOT/BPDA-PGD), and at every query of the decision-based attacks, whose
+    APGD, MI-FGSM, EOT/BPDA-PGD, NES), and at every query of the decision-based attacks, whose
     label oracle projects each point first (HopSkipJump, Boundary, Sign-OPT); while a call
     runs, `run` finds the compiled constraints in ``self._constraints``.
     """
@@ -135,7 +137,7 @@ class Attack(ABC):
         """The hyperparameters, JSON-ready, for reports."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_") and _json_scalar(v)}
 
-    # --- the template method -------------------------------------------------------------
+    # --- the template methods ------------------------------------------------------------
     @final
     def __call__(
         self,
@@ -149,7 +151,74 @@ class Attack(ABC):
         """Attack ``x`` (true labels ``y``; optional ``target`` labels) and report the outcome.
 
         ``constraints`` (tabular inputs) restricts which changes count: see the class
-        docstring for where each rule is enforced.
+        docstring for where each rule is enforced. Success and clean correctness are measured
+        on exactly the returned examples with uncharged forward passes (spared for the rows
+        whose labels the attack already saw); `generate` skips that measurement.
+        """
+        crafted = self._craft(model, x, y, target, constraints)
+        xs, ys, targets, x_adv = crafted.x, crafted.y, crafted.target, crafted.x_adv
+
+        # Success is measured on exactly the returned x_adv, uncharged, in one forward pass
+        # over every row whose label `run` did not hand over.
+        clean_pred, clean_done = crafted.clean_labels
+        adv_pred, adv_done = crafted.adv_labels
+        todo = torch.cat([xs[~clean_done], x_adv[~adv_done]])
+        if todo.shape[0]:
+            with model.counter.paused():
+                got = model.labels(todo)
+            split = int((~clean_done).sum())
+            clean_pred[~clean_done] = got[:split]
+            adv_pred[~adv_done] = got[split:]
+        success = adv_pred == targets if targets is not None else adv_pred != ys
+        return AttackResult(
+            attack=self.id,
+            threat_model=crafted.threat,
+            x_adv=x_adv,
+            success=success,
+            clean_correct=clean_pred == ys,
+            norms=norms.lp_norm(x_adv - xs, self.norm),
+            queries=crafted.queries,
+            seconds=crafted.seconds,
+            params=self.params(),
+            budget_exhausted=bool((crafted.stopped & ~success.cpu()).any()),
+            unattacked=crafted.unattacked,
+        )
+
+    @final
+    def generate(
+        self,
+        model: Model,
+        x: Any,
+        y: Any,
+        *,
+        target: Any = None,
+        constraints: FeatureConstraints | None = None,
+    ) -> torch.Tensor:
+        """Only the adversarial examples of ``x``: what `__call__` returns as ``x_adv``.
+
+        The same checks, batches, projection and constraint repair as `__call__`, bit for
+        bit the same examples for the same seed, but no success measurement: the extra
+        forward pass over the returned examples (and, after a random start, over the clean
+        inputs) is skipped. For loops that only need the examples, such as adversarial
+        training; call the attack itself to learn which samples it won, and whether a query
+        budget left the examples partial (``budget_exhausted``, ``unattacked``). Returns
+        float32 on the CPU, like ``AttackResult.x_adv``.
+        """
+        return self._craft(model, x, y, target, constraints, measure=False).x_adv
+
+    def _craft(
+        self,
+        model: Model,
+        x: Any,
+        y: Any,
+        target: Any,
+        constraints: FeatureConstraints | None,
+        *,
+        measure: bool = True,
+    ) -> _Crafted:
+        """Validate the call, run the attack batch by batch, repair, and gather what it saw.
+
+        Without ``measure`` (`generate`), `run` hears no labels and none are gathered.
         """
         if not isinstance(model, Model):
             raise ValidationError(
@@ -191,7 +260,8 @@ class Attack(ABC):
         known_adv: list[tuple[torch.Tensor, torch.Tensor]] = []
         # Labels handed over by `run` stand in for the base class's own forward pass only on
         # a plain TorchModel, whose labels are by definition the argmax of its logits.
-        reuse = type(model) is TorchModel
+        reuse = measure and type(model) is TorchModel
+        unattacked = 0
         self._constraints = active
         try:
             for start in range(0, n, self.batch_size):
@@ -200,44 +270,56 @@ class Attack(ABC):
                 yb = ys[start:stop].to(model.device)
                 tb = None if targets is None else targets[start:stop].to(model.device)
                 self._notes = [] if reuse else None
-                with _watching() as watched:
-                    adv = self.run(model, xb, yb, tb, generator).detach()
+                try:
+                    with _watching() as watched:
+                        adv = self.run(model, xb, yb, tb, generator).detach()
+                except QueryBudgetExceeded:
+                    # The model's budget ran out inside this batch. With earlier batches
+                    # done, keep their work: the rest is returned unattacked (see `_Crafted`).
+                    if start == 0:
+                        raise
+                    unattacked = n - start
+                    break
                 fixed = self._repair(xb, adv, model.bounds)
                 notes, self._notes = self._notes or [], None
-                known_clean.append(_known(notes, xb))
-                known_adv.append(_known(notes, fixed))
+                if measure:
+                    known_clean.append(_known(notes, xb))
+                    known_adv.append(_known(notes, fixed))
                 pieces.append(fixed.cpu())
                 stopped.append(_stopped(watched, xb.shape[0]))
         finally:
             self._constraints = None
             self._notes = None
         seconds = time.perf_counter() - started
-        queries = model.counter.count - queries_before
-        x_adv = torch.cat(pieces)
-
-        # Success is measured on exactly the returned x_adv, uncharged, in one forward pass
-        # over every row whose label `run` did not hand over.
-        clean_pred, clean_done = (torch.cat(parts) for parts in zip(*known_clean, strict=True))
-        adv_pred, adv_done = (torch.cat(parts) for parts in zip(*known_adv, strict=True))
-        todo = torch.cat([xs[~clean_done], x_adv[~adv_done]])
-        if todo.shape[0]:
-            with model.counter.paused():
-                got = model.labels(todo)
-            split = int((~clean_done).sum())
-            clean_pred[~clean_done] = got[:split]
-            adv_pred[~adv_done] = got[split:]
-        success = adv_pred == targets if targets is not None else adv_pred != ys
-        return AttackResult(
-            attack=self.id,
-            threat_model=threat,
-            x_adv=x_adv,
-            success=success,
-            clean_correct=clean_pred == ys,
-            norms=norms.lp_norm(x_adv - xs, self.norm),
-            queries=queries,
+        if unattacked:
+            rest = xs[n - unattacked :].cpu()
+            pieces.append(rest.clone())
+            stopped.append(torch.ones(unattacked, dtype=torch.bool, device="cpu"))
+            unknown = (
+                torch.zeros(unattacked, dtype=torch.int64, device="cpu"),
+                torch.zeros(unattacked, dtype=torch.bool, device="cpu"),
+            )
+            if measure:
+                known_clean.append(unknown)
+                known_adv.append(unknown)
+        none = (
+            torch.zeros(0, dtype=torch.int64, device="cpu"),
+            torch.zeros(0, dtype=torch.bool, device="cpu"),
+        )
+        clean = tuple(torch.cat(parts) for parts in zip(*known_clean, strict=True)) or none
+        adv_known = tuple(torch.cat(parts) for parts in zip(*known_adv, strict=True)) or none
+        return _Crafted(
+            x=xs.cpu(),
+            y=ys.cpu(),
+            target=None if targets is None else targets.cpu(),
+            x_adv=torch.cat(pieces),
+            threat=threat,
+            queries=model.counter.count - queries_before,
             seconds=seconds,
-            params=self.params(),
-            budget_exhausted=bool((torch.cat(stopped) & ~success.cpu()).any()),
+            clean_labels=(clean[0], clean[1]),
+            adv_labels=(adv_known[0], adv_known[1]),
+            stopped=torch.cat(stopped),
+            unattacked=unattacked,
         )
 
     def threat_model(
@@ -275,6 +357,12 @@ class Attack(ABC):
         return adv
 
     # --- helpers for iterative attacks ---------------------------------------------------
+    @property
+    def _noting(self) -> bool:
+        """Whether `_note_labels` is heard now (a call measuring success on a TorchModel);
+        lets `run` skip computing labels nobody will read, as under `generate`."""
+        return self._notes is not None
+
     def _note_labels(self, points: torch.Tensor, labels: torch.Tensor) -> None:
         """Hand over the labels (argmax of the logits) `run` saw the model give at ``points``.
 
@@ -322,7 +410,7 @@ class Attack(ABC):
 
 def _stopped(watched: list[BudgetWatched], n: int) -> torch.Tensor:
     """Per sample of a batch of ``n``: did any registered tracker's budget stop it?"""
-    out = torch.zeros(n, dtype=torch.bool)
+    out = torch.zeros(n, dtype=torch.bool, device="cpu")
     for tracker in watched:
         mask = tracker.stopped_by_budget().cpu()
         if mask.shape == out.shape:
@@ -330,6 +418,24 @@ def _stopped(watched: list[BudgetWatched], n: int) -> torch.Tensor:
         elif bool(mask.any()):  # a tracker over some other set of rows: cannot map them
             out[:] = True
     return out
+
+
+class _Crafted(NamedTuple):
+    """What one crafting pass hands to `Attack.__call__` (all tensors on the CPU)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    x_adv: torch.Tensor
+    threat: ThreatModel
+    queries: int
+    seconds: float
+    clean_labels: tuple[torch.Tensor, torch.Tensor]  # labels, and which rows are known
+    adv_labels: tuple[torch.Tensor, torch.Tensor]
+    stopped: torch.Tensor  # per sample: did a query budget stop it?
+    # The last rows, never attacked: the model's query budget ran out in an earlier batch.
+    # Their x_adv is the clean input; with no batch finished the call raises instead.
+    unattacked: int = 0
 
 
 class _Note(NamedTuple):

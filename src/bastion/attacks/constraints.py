@@ -56,9 +56,8 @@ class ActiveConstraints:
             )
         self.lower = lower.to(dev)
         self.upper = upper.to(dev)
-        mutable = torch.ones(size, dtype=torch.float32)
-        mutable[list(spec.immutable)] = 0.0
-        self.mutable = mutable.to(dev)
+        self.mutable = torch.ones(size, dtype=torch.float32, device=dev)
+        self.mutable[list(spec.immutable)] = 0.0
         self.frozen = torch.tensor(spec.immutable, dtype=torch.long, device=dev)
         self.integer = torch.tensor(spec.integer, dtype=torch.long, device=dev)
         self.coded = [
@@ -202,7 +201,7 @@ class ActiveConstraints:
 
 def _inward(bounds: tuple[float, ...], *, up: bool) -> torch.Tensor:
     """``bounds`` as float32, rounded inwards, so a clamped value obeys the exact bound."""
-    exact = torch.tensor(bounds, dtype=torch.float64)
+    exact = torch.tensor(bounds, dtype=torch.float64, device="cpu")
     single = exact.to(torch.float32)
     outside = single.double() < exact if up else single.double() > exact
     step = torch.full_like(single, math.inf if up else -math.inf)

@@ -37,6 +37,9 @@ class AttackResult:
         budget_exhausted: True when a query budget (the attack's per-sample ``max_queries``
             or the model's query budget) stopped the attack on a sample it had not yet won,
             so the result is partial: more queries might have found more.
+        unattacked: how many samples (the last ones) the attack never ran on, because the
+            model's query budget ran out in an earlier batch; their ``x_adv`` is the clean
+            input, and ``budget_exhausted`` is True when any of them is not already a success.
     """
 
     attack: str
@@ -49,6 +52,7 @@ class AttackResult:
     seconds: float
     params: Mapping[str, Any] = field(default_factory=dict)
     budget_exhausted: bool = False
+    unattacked: int = 0
 
     def __len__(self) -> int:
         return len(self.success)
@@ -82,6 +86,7 @@ class AttackResult:
             "seconds": self.seconds,
             "params": dict(self.params),
             "budget_exhausted": self.budget_exhausted,
+            "unattacked": self.unattacked,
         }
 
 

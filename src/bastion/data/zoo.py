@@ -360,5 +360,8 @@ def load_zoo_model(
     check_bool("retrain", retrain)
     folder = zoo_cache_dir(cache_dir)
     if name in _TORCH:
-        return _load_torch(name, folder, retrain)
+        # Built and trained on the CPU (bit for bit reproducible) whatever the caller's
+        # default device; move ``entry.model`` to a GPU afterwards if wanted.
+        with torch.device("cpu"):
+            return _load_torch(name, folder, retrain)
     return _load_gbm(retrain)

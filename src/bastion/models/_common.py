@@ -34,7 +34,7 @@ def channel_stat(
         raise fail(name, f"a number or {channels} numbers (one per channel)", value)
     if positive and any(v <= 0 for v in numbers):
         raise fail(name, "positive numbers", value)
-    stat = torch.tensor(numbers, dtype=torch.float32)
+    stat = torch.tensor(numbers, dtype=torch.float32, device="cpu")
     return stat.view(-1, *([1] * (len(input_shape) - 1)))
 
 

@@ -218,7 +218,7 @@ class OnnxModel(BaseModel):
         found = _static(dims[1]) if len(dims) == 2 else None
         if found is None:
             with torch.no_grad():
-                dry = self._run_graph(torch.zeros((1, *shape)))
+                dry = self._run_graph(torch.zeros((1, *shape), device="cpu"))
             if dry.ndim != 2:
                 raise ValidationError(
                     f"Expected the graph's output '{node.name}' to have shape (batch, "

@@ -202,4 +202,4 @@ class SklearnModel(BaseModel):
             raise ValidationError(
                 f"Expected the estimator's predict to return one of classes_, but got {unknown!r}"
             )
-        return torch.tensor(indices, dtype=torch.int64)
+        return torch.tensor(indices, dtype=torch.int64, device="cpu")

@@ -24,12 +24,12 @@ def _to_tensor(name: str, value: Any, dtype: torch.dtype) -> torch.Tensor:
         if value.dtype == object:
             raise ValidationError(f"Expected {name} to be a numeric array, but got dtype=object")
         try:
-            return torch.as_tensor(np.ascontiguousarray(value), dtype=dtype)
+            return torch.as_tensor(np.ascontiguousarray(value), dtype=dtype, device="cpu")
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"Expected {name} to be a numeric array: {exc}") from exc
     if isinstance(value, (list, tuple)):
         try:
-            return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype)
+            return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype, device="cpu")
         except (TypeError, ValueError) as exc:
             raise ValidationError(
                 f"Expected {name} to be a numeric array, but got a list that is not: {exc}"

@@ -1,9 +1,9 @@
 """`check_attack`: the contract every attack must keep, runnable against any registered attack.
 
 In the spirit of scikit-learn's ``check_estimator``: one call exercises input validation,
-bounds and budget, determinism under a seed, access and query-budget enforcement, and that
-neither the inputs nor the model are changed. Failures raise `ConformanceError` naming the
-property that broke.
+bounds and budget, determinism under a seed, `Attack.generate` agreeing with the call,
+access and query-budget enforcement, and that neither the inputs nor the model are changed.
+Failures raise `ConformanceError` naming the property that broke.
 """
 
 from __future__ import annotations
@@ -133,6 +133,17 @@ def check_attack(attack: Attack, model: Model, x: torch.Tensor, y: torch.Tensor)
         raise ConformanceError("two runs with the same seed gave different adversarial inputs")
     if not torch.equal(torch.get_rng_state(), rng):
         raise ConformanceError("the attack consumed the global torch RNG")
+
+    # generate: the same examples for the same seed and queries, without the success pass.
+    count_before = model.counter.count
+    crafted = attack.generate(model, x, y)
+    if not torch.equal(crafted, result.x_adv):
+        raise ConformanceError("generate() returned other examples than the attack's x_adv")
+    if model.counter.count - count_before != result.queries:
+        raise ConformanceError(
+            f"generate() spent {model.counter.count - count_before} queries, "
+            f"the attack {result.queries}"
+        )
 
     # Budget: with too little budget the attack either raises QueryBudgetExceeded or returns
     # a clean partial result that stayed within the budget and says how many queries it used.

@@ -162,6 +162,8 @@ def test_image_attacks_refuse_flat_inputs() -> None:
         (L2BoundaryAttack, {"source_step": 1.5}, "source_step"),
         (L2BoundaryAttack, {"step_adaptation": 1.0}, "step_adaptation"),
         (L2BoundaryAttack, {"window": 0}, "window"),
+        (L2BoundaryAttack, {"directions": 0}, "directions"),
+        (L2BoundaryAttack, {"trials": 0}, "trials"),
     ],
 )
 def test_hyperparameters_are_validated(

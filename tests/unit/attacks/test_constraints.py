@@ -16,6 +16,7 @@ from bastion.attacks import (
     LinfAPGDCEAttack,
     LinfFastGradientAttack,
     LinfMomentumIterativeAttack,
+    LinfNESAttack,
     LinfProjectedGradientDescentAttack,
 )
 from bastion.attacks.base import Attack
@@ -255,6 +256,40 @@ def test_gradient_attacks_keep_immutable_features_and_bounds_every_step(attack: 
     assert bool((raw[:, 1:] != x[:, 1:]).any())  # the other features did move
     result = attack(model, x, y, constraints=spec)
     assert _violations(x, result.x_adv, spec) == []
+
+
+def test_nes_probes_and_steps_leave_immutable_features_alone() -> None:
+    """NES (score-based) enforces the continuous constraints at every query, not only in the
+    final repair: no query it sends changes an immutable feature."""
+    seen: list[torch.Tensor] = []
+
+    class Recording(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            seen.append(z.detach().clone())
+            out: torch.Tensor = self.inner(z)
+            return out
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    model = TorchModel(Recording(net), input_shape=(7,), num_classes=3, bounds=(0.0, 5.0))
+    x, spec = _inputs(), _spec()
+    x[:, 0] = 2.5  # one immutable value for all: every query must keep it
+    y = model.labels(x)
+    seen.clear()
+    attack = LinfNESAttack(epsilon=1.0, max_queries=200, samples=10, sigma=0.1)
+    result = attack(model.restricted("scores"), x, y, constraints=spec)
+    rows = torch.cat(seen)
+    assert rows.shape[0] >= result.queries > 0
+    assert bool((rows[:, 0] == 2.5).all())
+    assert _violations(x, result.x_adv, spec) == []
+    # Without constraints the same attack does probe that feature.
+    seen.clear()
+    attack(model.restricted("scores"), x, y)
+    assert bool((torch.cat(seen)[:, 0] != 2.5).any())
 
 
 def test_unconstrained_pgd_is_unchanged() -> None:

@@ -22,6 +22,9 @@ _TINY = 1e-30
 class QueryTracker:
     """Per-sample query counts for one batch, capped per sample and by the model's budget.
 
+    The counts (``used``, ``refused``) live on the CPU whatever the model's device; ``idx``
+    may be on either, and `afford` returns the affordable part of ``idx`` on its own device.
+
     Args:
         model: the model queried; its counter is charged by every query.
         n: the batch size.
@@ -34,8 +37,8 @@ class QueryTracker:
         self.model = model
         self.max_queries = max_queries
         self.stop_at_budget = stop_at_budget
-        self.used = torch.zeros(n, dtype=torch.int64)
-        self.refused = torch.zeros(n, dtype=torch.bool)
+        self.used = torch.zeros(n, dtype=torch.int64, device="cpu")
+        self.refused = torch.zeros(n, dtype=torch.bool, device="cpu")
         self.exhausted = False
         watch_budget(self)
 
@@ -49,12 +52,13 @@ class QueryTracker:
         A sample over its own cap is dropped; when the model's budget cannot pay for all the
         rest, only a prefix is kept and `exhausted` turns True (only with ``stop_at_budget``).
         """
-        if isinstance(cost, int):
-            cost = torch.full((idx.numel(),), cost, dtype=torch.int64)
-        cost = cost.cpu()
+        if not isinstance(cost, int):
+            cost = cost.cpu()
         keep = self.left(idx) >= cost
         remaining = self.model.counter.remaining
         if self.stop_at_budget and remaining is not None and not self.exhausted:
+            if isinstance(cost, int):
+                cost = torch.full((idx.numel(),), cost, dtype=torch.int64, device="cpu")
             spent = torch.cumsum(torch.where(keep, cost, 0), dim=0)
             within = spent <= remaining
             if bool((keep & ~within).any()):
@@ -71,7 +75,7 @@ class QueryTracker:
 
     def charge(self, idx: torch.Tensor, count: torch.Tensor | int = 1) -> None:
         """Record ``count`` queries for each sample of ``idx`` (the model charged them)."""
-        self.used.index_add_(0, idx.cpu(), torch.as_tensor(count).expand(idx.numel()).cpu())
+        self.used.index_add_(0, idx.cpu(), torch.as_tensor(count, device="cpu").expand(idx.numel()))
 
     def scores(
         self, x: torch.Tensor, idx: torch.Tensor, per_sample: torch.Tensor | int = 1

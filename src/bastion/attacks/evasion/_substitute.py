@@ -126,7 +126,7 @@ class SubstituteTraining:
         forked = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=forked):
             torch.manual_seed(draw)
-            net = nn.Sequential(_Rescale(low, high), self._build(model)).to(device)
+            net = nn.Sequential(_Rescale(low, high), self._build(model))
             data, labels = budget.buy(seed.to(device))
             if data.shape[0] == 0:
                 return None, True
@@ -149,17 +149,24 @@ class SubstituteTraining:
         return substitute, budget.exhausted
 
     def _build(self, model: Model) -> nn.Module:
-        """The untrained network from the factory, checked before any label is bought."""
-        net = self.factory(model.input_shape, model.num_classes)
+        """The untrained network from the factory on ``model.device``, checked before any
+        label is bought.
+
+        The factory runs with ``model.device`` as the default device, so its parameters are
+        created (and initialised) there rather than wherever the caller's default points.
+        """
+        with torch.device(model.device):
+            net = self.factory(model.input_shape, model.num_classes)
         expected = (
             "a factory returning a torch.nn.Module with parameters that maps "
             f"(n, {', '.join(map(str, model.input_shape))}) to (n, {model.num_classes}) logits"
         )
         if not isinstance(net, nn.Module) or next(net.parameters(), None) is None:
             raise fail("surrogate", expected, self.factory)
+        net = net.to(model.device)
         try:
             with torch.no_grad():
-                out = net(torch.zeros((2, *model.input_shape)))
+                out = net(torch.zeros((2, *model.input_shape), device=model.device))
         except Exception as exc:
             raise fail("surrogate", expected, self.factory) from exc
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, model.num_classes):
@@ -218,9 +225,9 @@ class SubstituteTraining:
 
 
 def seed_tensor(value: Any) -> torch.Tensor:
-    """``seed_data`` as a float tensor: a non-empty, finite batch, copied."""
+    """``seed_data`` as a float tensor on the CPU: a non-empty, finite batch, copied."""
     try:
-        tensor = torch.as_tensor(value, dtype=torch.float32)
+        tensor = torch.as_tensor(value, dtype=torch.float32, device="cpu")
     except (TypeError, ValueError, RuntimeError) as exc:
         raise fail("seed_data", "a tensor or array of inputs", value) from exc
     if tensor.dim() < 2 or tensor.shape[0] == 0 or not bool(torch.isfinite(tensor).all()):

@@ -19,13 +19,39 @@ from bastion.models.base import Model
 
 __all__ = ["L2BoundaryAttack"]
 
-
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
+_CHUNK = 1 << 22  # floats per block of candidates held at once
 
 
-def _l2(t: torch.Tensor) -> torch.Tensor:
-    out: torch.Tensor = t.flatten(1).norm(dim=1)
+class _Window:
+    """Per-sample sliding windows of the last ``length`` outcomes (a deque per sample)."""
+
+    def __init__(self, n: int, length: int, device: torch.device) -> None:
+        self.length = length
+        self.hits = torch.zeros(n, length, device=device)
+        self.next = torch.zeros(n, dtype=torch.int64, device=device)
+        self.fill = torch.zeros(n, dtype=torch.int64, device=device)
+
+    def push(self, rows: torch.Tensor, outcome: torch.Tensor) -> None:
+        """Append each row's outcomes ``outcome[r, :]`` (only the newest ``length`` fit)."""
+        outcome = outcome[:, -self.length :]
+        count = outcome.shape[1]
+        slot = (self.next[rows, None] + torch.arange(count, device=rows.device)) % self.length
+        self.hits[rows[:, None], slot] = outcome.float()
+        self.next[rows] += count
+        self.fill[rows] = (self.fill[rows] + count).clamp(max=self.length)
+
+    def full_rate(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whether each row's window is full, and its success rate."""
+        return self.fill[rows] == self.length, self.hits[rows].mean(dim=1)
+
+    def clear(self, rows: torch.Tensor) -> None:
+        """Empty the windows of ``rows``."""
+        self.hits[rows] = 0
+        self.fill[rows] = 0
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    out: torch.Tensor = t.flatten(2).norm(dim=2)
     return out
 
 
@@ -33,22 +59,36 @@ class L2BoundaryAttack(Attack):
     """Boundary Attack: from an adversarial start, random steps that stay adversarial while
     the l2 distance to the input shrinks; labels only.
 
-    Brendel, Rauber, Bethge, ICLR 2018 (Algorithm 1). Each step draws a Gaussian direction of
-    length ``spherical_step`` times the current distance, projects it onto the sphere around
-    the input (an orthogonal step that keeps the distance), then moves ``source_step`` of
-    the distance towards the input; the candidate is kept if it is still adversarial. Both
-    steps adapt as in the paper, over windows of ``window`` steps: the orthogonal step grows
-    by ``step_adaptation`` when more than half of the orthogonal candidates stay adversarial
-    and shrinks below 20 %; the step towards the input grows above 25 % and shrinks below
-    10 % success. Each step costs two queries (the orthogonal and the full candidate).
-    Defaults are those of the authors' Foolbox implementation (both steps 0.01, adaptation
-    1.5). Starts from uniform noise (a target-class batch sample when targeted), blended
-    towards the input by binary search, as that implementation does.
+    Brendel, Rauber, Bethge, ICLR 2018 (Algorithm 1). Each step draws ``directions``
+    Gaussian directions per sample, removes their component along the line to the input,
+    scales them to ``spherical_step`` times the current distance ``d`` and projects each
+    result back onto the sphere of radius ``d`` around the input (the orthogonal step, as in
+    the authors' reference implementation, Foolbox 1.x), and queries these points in one
+    batch. Then the step towards the input: from every orthogonal point that stayed
+    adversarial, a candidate at distance ``(1 - source_step) d`` (the length corrected for
+    what clipping to the bounds changed, as in the reference), all queried in one batch; the
+    closest adversarial candidate replaces the current point if it is closer than ``d``.
+    Without one, the step towards the input is tried again from the same orthogonal points
+    with the adapted (smaller) ``source_step``, up to ``trials`` times in all.
 
-    A minimal-perturbation attack: it runs until each sample has used ``max_queries``
-    queries, and the base class projects its result onto the epsilon-ball (set a large
-    epsilon to read off the minimal perturbations). ``stop_at_budget`` as for the Square
-    Attack.
+    Step sizes adapt on success rates as in the paper. Once a sample's window of its last
+    ``window`` orthogonal outcomes is full, a success rate above 50 % multiplies both steps
+    by ``step_adaptation`` and one below 20 % divides both (the reference's rule), and a
+    window that changed the steps is emptied. After each try of the step towards the input,
+    more than 50 % adversarial candidates (of those queried in that try) multiplies
+    ``source_step`` by ``step_adaptation`` and fewer than 20 % divides it. A try is made
+    only while the sample can pay for its candidates. Defaults: both steps 0.01,
+    adaptation 1.5, thresholds 50 % / 20 % (the reference's); 20 directions a step, a
+    window of 20 (so the orthogonal rate is re-measured after every step) and up to 25
+    tries of the step towards the input (the Adversarial Robustness Toolbox's
+    ``sample_size`` and ``num_trial``, which adapts after every batch the same way). Each
+    orthogonal point and each candidate costs one query. Starts from uniform noise (a
+    target-class batch sample when targeted), blended towards the input by binary search.
+
+    A minimal-perturbation attack: it runs until a sample can no longer pay for its
+    orthogonal points (at most ``max_queries`` queries each), and the base class projects
+    its result onto the epsilon-ball (set a large epsilon to read off the minimal
+    perturbations). ``stop_at_budget`` as for the Square Attack.
     """
 
     id = "boundary-l2"
@@ -62,10 +102,12 @@ class L2BoundaryAttack(Attack):
         *,
         epsilon: float,
         max_queries: int = 5000,
+        directions: int = 20,
+        trials: int = 25,
         spherical_step: float = 0.01,
         source_step: float = 0.01,
         step_adaptation: float = 1.5,
-        window: int = 30,
+        window: int = 20,
         init_tries: int = 100,
         stop_at_budget: bool = True,
         batch_size: int = 256,
@@ -73,6 +115,8 @@ class L2BoundaryAttack(Attack):
     ) -> None:
         super().__init__(epsilon=epsilon, batch_size=batch_size, seed=seed)
         self.max_queries = check_int("max_queries", max_queries, low=1)
+        self.directions = check_int("directions", directions, low=1)
+        self.trials = check_int("trials", trials, low=1)
         self.spherical_step = check_number("spherical_step", spherical_step, low=0.0, low_open=True)
         self.source_step = check_number(
             "source_step", source_step, low=0.0, high=1.0, low_open=True
@@ -104,39 +148,96 @@ class L2BoundaryAttack(Attack):
         best[work] = boundary_search(
             x[work], best[work], work, ones, ones * 1e-3, oracle, linf=False
         )
-        sph = torch.full((n,), self.spherical_step, device=dev)
-        src = torch.full((n,), self.source_step, device=dev)
-        sph_hits = torch.zeros(n, device=dev)
-        src_hits = torch.zeros(n, device=dev)
-        adapt = self.step_adaptation
-        for step in range(1, 1 << 30):
-            work = tracker.afford(work, 2)
+        steps = _Steps(
+            torch.full((n,), self.spherical_step, device=dev),
+            torch.full((n,), self.source_step, device=dev),
+            _Window(n, self.window, dev),
+        )
+        group = max(1, _CHUNK // (self.directions * x[0].numel()))
+        while True:
+            work = tracker.afford(work, self.directions)
             if work.numel() == 0:
                 break
-            o, cur = x[work], best[work]
-            dist = _l2(cur - o)
-            eta = torch.randn(cur.shape, generator=generator, device=dev)
-            eta = eta / _view(_l2(eta).clamp_min(1e-12), eta) * _view(sph[work] * dist, eta)
-            moved = cur + eta - o
-            spherical = (o + moved * _view(dist / _l2(moved).clamp_min(1e-12), o)).clamp(*bounds)
-            cand = (o + (spherical - o) * _view(1 - src[work], o)).clamp(*bounds)
-            owners = torch.cat([work, work])
-            hits = oracle.many(torch.cat([spherical, cand]), owners, work, 2)
-            sph_ok, cand_ok = hits[: work.numel()], hits[work.numel() :]
-            take = cand_ok & (_l2(cand - o) < dist)
-            best[work[take]] = cand[take]
-            sph_hits[work] += sph_ok.float()
-            src_hits[work] += cand_ok.float()
-            if step % self.window == 0:
-                rate = sph_hits[work] / self.window
-                scale = torch.where(rate > 0.5, adapt, torch.where(rate < 0.2, 1 / adapt, 1.0))
-                sph[work] *= scale
-                src[work] *= scale
-                rate = src_hits[work] / self.window
-                src[work] *= torch.where(
-                    rate > 0.25, adapt, torch.where(rate < 0.1, 1 / adapt, 1.0)
-                )
-                src[work] = src[work].clamp(max=0.5)
-                sph_hits[work] = 0
-                src_hits[work] = 0
+            for start in range(0, work.numel(), group):
+                idx = work[start : start + group]
+                if start:  # the groups before spent queries on their tries: check again
+                    idx = tracker.afford(idx, self.directions)
+                if idx.numel():
+                    self._step(x, best, idx, steps, generator, bounds, oracle)
         return best
+
+    def _step(
+        self,
+        x: torch.Tensor,
+        best: torch.Tensor,
+        idx: torch.Tensor,
+        steps: _Steps,
+        generator: torch.Generator,
+        bounds: tuple[float, float],
+        oracle: Oracle,
+    ) -> None:
+        """One step for the samples ``idx`` (each can pay for its orthogonal points)."""
+        m, k = idx.numel(), self.directions
+        ones = (1,) * (x.dim() - 1)
+        o = x[idx].unsqueeze(1)
+        to_input = o - best[idx].unsqueeze(1)  # (m, 1, ...)
+        dist = _flat_norm(to_input)  # (m, 1)
+        unit = to_input / dist.clamp_min(1e-12).view(m, 1, *ones)
+        eta = torch.randn((m, k, *x.shape[1:]), generator=generator, device=x.device)
+        eta = eta - (eta * unit).flatten(2).sum(dim=2).view(m, k, *ones) * unit
+        sph = steps.spherical[idx]
+        eta = eta * (sph[:, None] * dist / _flat_norm(eta).clamp_min(1e-12)).view(m, k, *ones)
+        shrink = (sph**2 + 1).rsqrt().view(m, 1, *ones)
+        spherical = (o + (eta - to_input) * shrink).clamp(*bounds)
+        owners = idx[:, None].expand(m, k)
+        ok = oracle.many(spherical.flatten(0, 1), owners.flatten(), idx, k).view(m, k)
+        steps.orthogonal(idx, ok, self.step_adaptation)
+
+        back = o - spherical
+        back_norm = _flat_norm(back).clamp_min(1e-12)
+        live = torch.nonzero(ok.any(dim=1)).squeeze(1)
+        for _ in range(self.trials):
+            if live.numel() == 0:
+                break
+            paid = oracle.tracker.afford(idx[live], ok[live].sum(dim=1))
+            live = live[torch.isin(idx[live], paid)]
+            if live.numel() == 0:
+                break
+            rows, asked = idx[live], ok[live]
+            src = steps.source[rows, None]
+            length = (src * dist[live] + back_norm[live] - dist[live]).clamp_min(0)
+            length = (length / back_norm[live]).view(-1, k, *ones)
+            cand = (spherical[live] + length * back[live]).clamp(*bounds)
+            hit = torch.zeros_like(asked)
+            hit[asked] = oracle.many(cand[asked], owners[live][asked], rows, asked.sum(dim=1))
+            steps.towards(rows, hit.sum(dim=1) / asked.sum(dim=1), self.step_adaptation)
+            gap = torch.where(hit, _flat_norm(o[live] - cand), torch.inf)
+            closest, pick = gap.min(dim=1)
+            take = closest < dist[live].squeeze(1)
+            at = torch.arange(live.numel(), device=x.device)[take]
+            best[rows[take]] = cand[at, pick[take]]
+            live = live[~hit.any(dim=1)]
+
+
+class _Steps:
+    """Per-sample step sizes and the success-rate rules that adapt them."""
+
+    def __init__(self, spherical: torch.Tensor, source: torch.Tensor, window: _Window) -> None:
+        self.spherical = spherical
+        self.source = source
+        self.window = window
+
+    def orthogonal(self, rows: torch.Tensor, ok: torch.Tensor, adapt: float) -> None:
+        """Record whether each orthogonal point stayed adversarial; on a full window, grow
+        both steps above 50 % success and shrink them below 20 %, then empty the window."""
+        self.window.push(rows, ok)
+        full, rate = self.window.full_rate(rows)
+        up, down = full & (rate > 0.5), full & (rate < 0.2)
+        scale = torch.where(up, adapt, torch.where(down, 1 / adapt, 1.0))
+        self.spherical[rows] *= scale
+        self.source[rows] *= scale
+        self.window.clear(rows[up | down])
+
+    def towards(self, rows: torch.Tensor, rate: torch.Tensor, adapt: float) -> None:
+        """Grow the step towards the input above 50 % success of a try, shrink it below 20 %."""
+        self.source[rows] *= torch.where(rate > 0.5, adapt, torch.where(rate < 0.2, 1 / adapt, 1.0))

@@ -35,7 +35,7 @@ def _loss_gradient(
     """
     z = x.detach().requires_grad_(True)
     logits = model.logits(z)
-    if attack is not None:
+    if attack is not None and attack._noting:
         attack._note_labels(x, logits.detach().argmax(dim=1))
     if target is None:
         loss = F.cross_entropy(logits, y, reduction="sum")

@@ -64,7 +64,7 @@ class LinfMomentumIterativeAttack(Attack):
         for step in range(self.steps):
             z = adv.detach().requires_grad_(True)
             logits = model.logits(z)
-            if step == 0:  # at the clean input: spares the base class that forward pass
+            if step == 0 and self._noting:  # at the clean input: spares a forward pass
                 self._note_labels(x, logits.detach().argmax(dim=1))
             if target is None:
                 loss = F.cross_entropy(logits, y, reduction="sum")

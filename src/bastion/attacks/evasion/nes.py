@@ -31,7 +31,9 @@ class LinfNESAttack(Attack):
     step ``stepsize`` defaults to ``epsilon / 5`` (the paper's 0.01 at epsilon 0.05). Each step
     costs ``samples + 1`` queries per sample (the extra one checks the new point); a sample
     stops once it succeeds or when its next step would pass ``max_queries``.
-    ``stop_at_budget`` as for the Square Attack.
+    ``stop_at_budget`` as for the Square Attack. With tabular constraints, the search
+    directions leave the immutable features alone and every step is projected onto the
+    per-feature bounds (the final repair handles integer and categorical features).
     """
 
     id = "nes-linf"
@@ -97,13 +99,15 @@ class LinfNESAttack(Attack):
             m = idx.numel()
             point = adv[idx]
             u = torch.randn((m, pairs, *x.shape[1:]), generator=generator, device=x.device)
+            if self._constraints is not None:  # probe only the features the attacker may change
+                u = self._free_gradient(u.reshape(m * pairs, *x.shape[1:])).view_as(u)
             both = torch.cat([point[:, None] + self.sigma * u, point[:, None] - self.sigma * u], 1)
             both = both.clamp(low, high).reshape(m * self.samples, *x.shape[1:])
             values = objective(both, idx).view(m, 2, pairs)
             diff = (values[:, 0] - values[:, 1]).view(m, pairs, *([1] * (x.dim() - 1)))
             grad = (diff * u).sum(dim=1) / (2 * pairs * self.sigma)
             step = point - self.stepsize * grad.sign()
-            step = (x[idx] + (step - x[idx]).clamp(-self.epsilon, self.epsilon)).clamp(low, high)
+            step = self._project_step(x[idx], step, (low, high))
             adv[idx] = step
             pred = tracker.scores(step, idx).argmax(dim=1)
             done[idx] = goal_met(pred, idx, y, target)

@@ -13,8 +13,8 @@ from typing import ClassVar
 import torch
 
 from bastion.attacks.base import Attack
-from bastion.attacks.evasion._blackbox import QueryTracker
-from bastion.attacks.evasion._decision import Oracle, boundary_search, starting_points
+from bastion.attacks.evasion._blackbox import QueryTracker, goal_met
+from bastion.attacks.evasion._decision import Oracle
 from bastion.core.threat_model import Access, Norm
 from bastion.core.validation import check_bool, check_int, check_number
 from bastion.models.base import Model
@@ -24,6 +24,10 @@ __all__ = ["L2SignOPTAttack"]
 _CHUNK = 1 << 22  # floats per block of sign probes held at once
 _LINE_TRIES = 15  # step-size trials per phase of the line search, as in the authors' code
 _SHRINK_TRIES = 200  # 0.99-shrinks of the local search before it falls back to bisection
+# Tolerances of the initial search for g, in units of the input range, as in the authors' code
+# (untargeted 1e-3, targeted 1e-5, on inputs in [0, 1]).
+_INIT_TOL = 1e-3
+_INIT_TOL_TARGETED = 1e-5
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -32,6 +36,101 @@ def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _unit(t: torch.Tensor) -> torch.Tensor:
     return t / _view(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
+
+
+def _point(
+    x: torch.Tensor, theta: torch.Tensor, lam: torch.Tensor, bounds: tuple[float, float]
+) -> torch.Tensor:
+    return (x + _view(lam, x) * theta).clamp(*bounds)
+
+
+def _bisect(
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    tol: torch.Tensor | float,
+    idx: torch.Tensor,
+    oracle: Oracle,
+    bounds: tuple[float, float],
+) -> torch.Tensor:
+    """Bisect each ray ``x + lam * theta`` between ``lo`` (not adversarial) and ``hi``
+    (adversarial) until ``hi - lo <= tol`` or the sample's queries run out; returns ``hi``."""
+    lo, hi = lo.clone(), hi.clone()
+    rows = torch.arange(x.shape[0], device=x.device)
+    while True:
+        live = rows[(hi - lo) > tol]
+        live = live[torch.isin(idx[live], oracle.tracker.afford(idx[live]))]
+        if live.numel() == 0:
+            return hi
+        mid = (hi[live] + lo[live]) / 2
+        still = oracle(_point(x[live], theta[live], mid, bounds), idx[live])
+        hi[live] = torch.where(still, mid, hi[live])
+        lo[live] = torch.where(still, lo[live], mid)
+
+
+class _Start:
+    """The search for the initial directions of one batch (see `L2SignOPTAttack`): the best
+    unit direction ``theta`` of each sample so far and its ``g`` (inf while none is found)."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        oracle: Oracle,
+        generator: torch.Generator,
+        bounds: tuple[float, float],
+        directions: int,
+        tol: float,
+    ) -> None:
+        self.x, self.oracle, self.generator, self.bounds = x, oracle, generator, bounds
+        self.directions, self.tol = directions, tol
+        self.theta = torch.zeros_like(x)
+        self.g = torch.full((x.shape[0],), float("inf"), device=x.device)
+
+    def noise(self, rows: torch.Tensor) -> None:
+        """Offer the samples ``rows`` Gaussian directions, ``directions`` each."""
+        low, high = self.bounds
+        for _ in range(self.directions):
+            if rows.numel() == 0:
+                break
+            shape = (rows.numel(), *self.x.shape[1:])
+            d = torch.randn(shape, generator=self.generator, device=self.x.device)
+            rows = self.offer(rows, d * (high - low))
+
+    def pool(self, rows: torch.Tensor, fits: torch.Tensor) -> None:
+        """Offer each sample of ``rows`` the directions to up to ``directions`` batch samples
+        ``j`` with ``fits[row, j]``, in random order."""
+        if rows.numel() == 0:
+            return
+        fits = fits[rows]
+        noise = torch.rand(fits.shape, generator=self.generator, device=self.x.device)
+        order = (noise + fits).argsort(dim=1, descending=True)
+        left = fits.sum(dim=1)
+        for j in range(min(self.directions, int(left.max()))):
+            have = left > j
+            live = rows[have]
+            paid = self.offer(live, self.x[order[have, j]] - self.x[live])
+            left[have & ~torch.isin(rows, paid)] = 0  # out of queries for good
+
+    def offer(self, rows: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Offer each sample of ``rows`` (batch indices) its row of ``d``: one query at
+        ``min(|d|, g)``; if adversarial, bisection from 0 to ``tol``, kept where the result
+        is below ``g``. Returns the rows that could pay for the probe."""
+        x, bounds = self.x, self.bounds
+        length = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+        paid = self.oracle.tracker.afford(rows)
+        keep = torch.isin(rows, paid)
+        if not bool(keep.any()):
+            return paid
+        rows, unit = rows[keep], d[keep] / _view(length[keep], d)
+        lam = torch.minimum(length[keep], self.g[rows])
+        hit = self.oracle(_point(x[rows], unit, lam, bounds), rows)
+        rows, unit, lam = rows[hit], unit[hit], lam[hit]
+        zero = torch.zeros_like(lam)
+        found = _bisect(x[rows], unit, zero, lam, self.tol, rows, self.oracle, bounds)
+        better = found < self.g[rows]
+        self.theta[rows[better]], self.g[rows[better]] = unit[better], found[better]
+        return paid
 
 
 class L2SignOPTAttack(Attack):
@@ -46,14 +145,31 @@ class L2SignOPTAttack(Attack):
     does: from the step ``alpha``, doubling while ``g`` keeps falling, else quartering until
     it falls (15 tries each); when ``alpha`` drops below 1e-4 it resets to 1 and ``beta``
     shrinks tenfold, and a sample whose ``beta`` falls below 1e-8 has converged. A candidate
-    direction is scored by the authors' local search: rejected after one query when it is
-    not adversarial at the best distance so far (its ``g`` cannot be smaller), otherwise
-    shrunk by factors of 0.99 until it stops being adversarial and bisected to ``beta / 500``.
-    Defaults are the paper's (``k`` 200, ``alpha`` 0.2, ``beta`` 0.001).
+    direction is scored by the authors' local search: shrunk by factors of 0.99 from the best
+    distance so far until it stops being adversarial, then bisected to ``beta / 500``; a
+    candidate not adversarial at the best distance is rejected after that one query (the
+    authors' search would go on to grow the distance, which can only end in the same
+    rejection). Defaults are the paper's (``k`` 200, ``alpha`` 0.2, ``beta`` 0.001).
 
-    Starts from uniform noise (untargeted), or a batch sample the model puts in the target
-    class (targeted, as the paper starts from target-class examples), bisected towards the
-    input. Every probe is clipped to the input bounds. Untargeted and targeted.
+    The start is the best of many directions, as in the OPT attack (Cheng et al., ICLR 2019)
+    that Sign-OPT starts from and in the authors' code: ``init_directions`` Gaussian
+    directions (standard normal, scaled by the width of the input range) untargeted; for a
+    targeted attack, up to ``init_directions`` batch samples that the model puts in the
+    target class, in random order, taken as directions ``x_i - x`` (the authors start from
+    target-class training examples). Each direction is probed with one query at the smaller
+    of its own length and the best ``g`` so far; if adversarial there, ``g`` along it is
+    bisected from 0 to 1e-3 (targeted 1e-5) of the input range, and the smallest ``g`` is
+    kept. The authors' code probes each direction at its own length first, and one that is
+    adversarial there but longer than the best ``g`` again at the best ``g``; the single
+    probe here rejects what that second probe rejects, costs one query instead of two, and
+    also searches a direction adversarial at the best ``g`` but not at its own length. Not
+    in the reference, as fallbacks: a targeted sample without a target-class batch sample
+    (or whose candidates all failed) tries Gaussian directions, and an untargeted one
+    without a start the batch samples of other predicted classes; a sample still without a
+    start is not attacked. The start spends the same per-sample budget as the rest and
+    stops early, with the best direction so far, when that budget runs out. One query per
+    sample classifies the clean batch first; a sample that already meets the goal is left
+    as it is. Every probe is clipped to the input bounds.
 
     A minimal-perturbation attack: each sample runs until it has used ``max_queries``
     queries or converged. Once a full estimate of ``k`` signs no longer fits, each further
@@ -78,7 +194,7 @@ class L2SignOPTAttack(Attack):
         k: int = 200,
         alpha: float = 0.2,
         beta: float = 0.001,
-        init_tries: int = 100,
+        init_directions: int = 100,
         stop_at_budget: bool = True,
         batch_size: int = 256,
         seed: int = 0,
@@ -88,7 +204,7 @@ class L2SignOPTAttack(Attack):
         self.k = check_int("k", k, low=1)
         self.alpha = check_number("alpha", alpha, low=0.0, low_open=True)
         self.beta = check_number("beta", beta, low=0.0, low_open=True)
-        self.init_tries = check_int("init_tries", init_tries, low=0)
+        self.init_directions = check_int("init_directions", init_directions, low=1)
         self.stop_at_budget = check_bool("stop_at_budget", stop_at_budget)
 
     def run(
@@ -103,17 +219,7 @@ class L2SignOPTAttack(Attack):
         dev = x.device
         tracker = QueryTracker(model, n, self.max_queries, stop_at_budget=self.stop_at_budget)
         oracle = Oracle(tracker, y, target, x=x, constraints=self._constraints)
-        best, work = starting_points(x, y, target, oracle, self.init_tries, generator, model.bounds)
-        if work.numel() == 0:
-            return best
-        span = (best[work] - x[work]).flatten(1).norm(dim=1).clamp_min(1e-12)
-        ones = torch.ones(work.numel(), device=dev)
-        tol = (self.beta / 500) / span
-        best[work] = boundary_search(x[work], best[work], work, ones, tol, oracle, linf=False)
-        theta = torch.zeros_like(x)
-        theta[work] = _unit(best[work] - x[work])
-        g = torch.full((n,), float("inf"), device=dev)
-        g[work] = (best[work] - x[work]).flatten(1).norm(dim=1)
+        theta, g, work = self._start(x, y, target, oracle, generator, model.bounds)
         alpha = torch.full((n,), self.alpha, device=dev)
         beta = torch.full((n,), self.beta, device=dev)
         while True:
@@ -154,15 +260,39 @@ class L2SignOPTAttack(Attack):
             beta[work[small]] *= 0.1
             theta[work], g[work], alpha[work] = new_theta, new_g, new_alpha
             work = work[beta[work] >= 1e-8]
+        best = x.clone()
         done = torch.isfinite(g)
-        best[done] = self._point(x[done], theta[done], g[done], model.bounds)
+        best[done] = _point(x[done], theta[done], g[done], model.bounds)
         return best
 
-    @staticmethod
-    def _point(
-        x: torch.Tensor, theta: torch.Tensor, lam: torch.Tensor, bounds: tuple[float, float]
-    ) -> torch.Tensor:
-        return (x + _view(lam, x) * theta).clamp(*bounds)
+    def _start(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        oracle: Oracle,
+        generator: torch.Generator,
+        bounds: tuple[float, float],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The initial unit directions, their ``g`` (inf where none was found), and the
+        samples to attack."""
+        n, dev = x.shape[0], x.device
+        tol = (_INIT_TOL if target is None else _INIT_TOL_TARGETED) * (bounds[1] - bounds[0])
+        search = _Start(x, oracle, generator, bounds, self.init_directions, tol)
+        asked = oracle.tracker.afford(torch.arange(n, device=dev))
+        if asked.numel() == 0:
+            return search.theta, search.g, asked
+        pred = torch.full((n,), -1, dtype=torch.long, device=dev)
+        pred[asked] = oracle.tracker.labels(x[asked], asked)
+        todo = asked[~goal_met(pred[asked], asked, y, target)]
+        if target is not None:
+            search.pool(todo, pred[None, :] == target[:, None])
+            search.noise(todo[search.g[todo].isinf()])
+        else:
+            search.noise(todo)
+            other = (pred[None, :] != y[:, None]) & (pred[None, :] >= 0)
+            search.pool(todo[search.g[todo].isinf()], other)
+        return search.theta, search.g, todo[search.g[todo].isfinite()]
 
     def _sign_gradient(
         self,
@@ -262,7 +392,7 @@ class L2SignOPTAttack(Attack):
         rows = torch.isin(idx, sel).nonzero().squeeze(1)
         if rows.numel() == 0:
             return out
-        hit = oracle(self._point(x[rows], theta[rows], ref[rows], bounds), idx[rows])
+        hit = oracle(_point(x[rows], theta[rows], ref[rows], bounds), idx[rows])
         rows = rows[hit]
         hi = ref.clone()
         lo = ref * 0.99
@@ -272,19 +402,11 @@ class L2SignOPTAttack(Attack):
             live = live[torch.isin(idx[live], sel)]
             if live.numel() == 0:
                 break
-            still = oracle(self._point(x[live], theta[live], lo[live], bounds), idx[live])
+            still = oracle(_point(x[live], theta[live], lo[live], bounds), idx[live])
             hi[live[still]] = lo[live[still]]
             lo[live[still]] *= 0.99
             live = live[still]
-        while rows.numel() > 0:
-            live = rows[(hi[rows] - lo[rows]) > tol[rows]]
-            sel = oracle.tracker.afford(idx[live])
-            live = live[torch.isin(idx[live], sel)]
-            if live.numel() == 0:
-                break
-            mid = (hi[live] + lo[live]) / 2
-            still = oracle(self._point(x[live], theta[live], mid, bounds), idx[live])
-            hi[live] = torch.where(still, mid, hi[live])
-            lo[live] = torch.where(still, lo[live], mid)
-        out[rows] = hi[rows]
+        out[rows] = _bisect(
+            x[rows], theta[rows], lo[rows], hi[rows], tol[rows], idx[rows], oracle, bounds
+        )
         return out

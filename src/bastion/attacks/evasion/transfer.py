@@ -157,7 +157,7 @@ class _AllStopped:
         self.n = n
 
     def stopped_by_budget(self) -> torch.Tensor:
-        return torch.ones(self.n, dtype=torch.bool)
+        return torch.ones(self.n, dtype=torch.bool, device="cpu")
 
 
 _SUBSTITUTE_DOC = """

@@ -82,7 +82,7 @@ class NearestNeighbourGuard(Guard):
         if self._projection is None or self._projection.shape[0] != flat.shape[1]:
             gen = torch.Generator().manual_seed(self.seed)
             d = flat.shape[1]
-            self._projection = torch.randn(d, self.projection_dim, generator=gen) / (
+            self._projection = torch.randn(d, self.projection_dim, generator=gen, device="cpu") / (
                 self.projection_dim**0.5
             )
         return flat @ self._projection
