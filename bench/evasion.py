@@ -61,7 +61,7 @@ MODELS = ("digits-cnn", "digits32-cnn")
 # A run slower than this many seconds is timed once, without a warm-up run.
 SLOW = 10.0
 # Fast runs are repeated for about this many seconds (at most MAX_ROUNDS rounds).
-BRIEF = 1.0
+BRIEF = 3.0
 MAX_ROUNDS = 200
 
 
@@ -84,7 +84,7 @@ class Budget:
     # the PGD-per-iteration table
     pgd_images: int = 397
     pgd_iter_steps: int = 20
-    pgd_iter_repeats: int = 3
+    pgd_iter_repeats: int = 7
 
 
 FULL = Budget()
@@ -155,7 +155,7 @@ def cases_for(entry: ZooEntry, budget: Budget) -> dict[str, Case]:
     y = torch.from_numpy(entry.test.y[:n])
     model = TorchModel(entry.model, **{**entry.adapter_options(), "batch_size": n})
     steps = b.pgd_steps
-    return {
+    cases = {
         "fgsm": case(
             f"FGSM linf {linf}",
             Norm.LINF,
@@ -236,6 +236,19 @@ def cases_for(entry: ZooEntry, budget: Budget) -> dict[str, Case]:
             ),
         ),
     }
+    # C&W as torchattacks runs it: one constant c for all the steps, no binary search.
+    fixed = L2CarliniWagnerAttack(
+        epsilon=l2,
+        binary_search_steps=1,
+        steps=b.cw_rounds * b.cw_steps,
+        lr=b.cw_lr,
+        initial_const=b.cw_c,
+        batch_size=n,
+    )
+    cases["cw"].runs[f"bastion (1 x {b.cw_rounds * b.cw_steps} steps, fixed c)"] = lambda: (
+        fixed.generate(model, x, y)
+    )
+    return cases
 
 
 def bench_model(

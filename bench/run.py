@@ -7,11 +7,10 @@ Every figure is a median over repeats, in one process, on the same model and bat
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -22,21 +21,12 @@ import torch.nn.functional as F
 from bastion.attacks import PGD
 from bastion.data import load_zoo_model
 from bastion.models import TorchModel
+from bench.evasion import _interleaved
 
 RESULTS = Path(__file__).with_name("results")
 STEPS = 50
 EPSILON = 0.1
-REPEATS = 7
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+REPEATS = 15
 
 
 def bench_pgd(batch: int) -> dict[str, object]:
@@ -64,17 +54,17 @@ def bench_pgd(batch: int) -> dict[str, object]:
         module, input_shape=entry.input_shape, mean=entry.mean, std=entry.std, batch_size=batch
     )
     attack = PGD(epsilon=EPSILON, steps=STEPS, batch_size=batch)
-    rows: dict[str, float] = {
-        "bare torch loop": _median_seconds(bare) / STEPS,
-        "bastion": _median_seconds(lambda: attack.generate(model, x, y)) / STEPS,
-        "bastion (call)": _median_seconds(lambda: attack(model, x, y)) / STEPS,
+    runs: dict[str, Callable[[], object]] = {
+        "bare torch loop": bare,
+        "bastion": lambda: attack.generate(model, x, y),
+        "bastion (call)": lambda: attack(model, x, y),
     }
     try:
         import torchattacks
 
         ta = torchattacks.PGD(module, eps=EPSILON, alpha=alpha, steps=STEPS, random_start=True)
         ta.set_normalization_used(mean=entry.mean, std=entry.std)
-        rows["torchattacks " + torchattacks.__version__] = _median_seconds(lambda: ta(x, y)) / STEPS
+        runs["torchattacks " + torchattacks.__version__] = lambda: ta(x, y)
     except ImportError:
         print("torchattacks not installed; skipped", file=sys.stderr)
     try:
@@ -102,11 +92,12 @@ def bench_pgd(batch: int) -> dict[str, object]:
             verbose=False,
         )
         xn, yn = x.numpy(), y.numpy()
-        rows["ART " + art.__version__] = (
-            _median_seconds(lambda: art_pgd.generate(xn, yn), 3) / STEPS
-        )
+        runs["ART " + art.__version__] = lambda: art_pgd.generate(xn, yn)
     except ImportError:
         print("adversarial-robustness-toolbox not installed; skipped", file=sys.stderr)
+    # Interleaved rounds (bench.evasion): a burst of load hits every implementation alike.
+    timed = _interleaved(runs, REPEATS + 1, slow=math.inf)  # type: ignore[arg-type]
+    rows = {name: seconds / STEPS for name, (seconds, _) in timed.items()}
     base = rows["bare torch loop"]
     return {
         "benchmark": "pgd-linf per iteration",

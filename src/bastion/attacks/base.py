@@ -29,8 +29,8 @@ from bastion.core.errors import AccessError, QueryBudgetExceeded, ValidationErro
 from bastion.core.results import AttackResult
 from bastion.core.threat_model import Access, Norm, ThreatModel
 from bastion.core.validation import check_int, check_number, describe
-from bastion.models.base import Model
-from bastion.models.tensors import as_batch, as_labels, check_in_bounds
+from bastion.models.base import BaseModel, Model
+from bastion.models.tensors import all_finite, as_batch, as_labels, check_in_bounds
 from bastion.models.torch_model import TorchModel
 
 __all__ = ["Attack", "BudgetWatched", "watch_budget"]
@@ -220,7 +220,8 @@ class Attack(ABC):
 
         Without ``measure`` (`generate`), `run` hears no labels and none are gathered.
         """
-        if not isinstance(model, Model):
+        # The Protocol check is slow (tens of microseconds); every adapter derives BaseModel.
+        if not isinstance(model, BaseModel) and not isinstance(model, Model):
             raise ValidationError(
                 "Expected model to be a bastion Model (wrap it with an adapter such as "
                 f"TorchModel or SklearnModel), but got {describe('model', model)}"
@@ -346,7 +347,8 @@ class Attack(ABC):
                 f"{type(self).__name__}.run returned shape {tuple(adv.shape)}, "
                 f"expected {tuple(x.shape)}"
             )
-        adv = torch.where(torch.isfinite(adv), adv, x)
+        if not all_finite(adv):
+            adv = torch.where(torch.isfinite(adv), adv, x)
         active = self._constraints
         if active is not None:
             adv = active.project_step(x, adv)

@@ -82,23 +82,24 @@ def check_number(
 
     Bools are refused (``True`` is not an epsilon). ``low_open``/``high_open`` make a bound strict.
     """
-    expected = "a finite number"
-    rng = _bounds_text(low, high, low_open, high_open)
-    if rng:
-        expected += " " + rng
+
+    def expected() -> str:  # built only for the error message
+        rng = _bounds_text(low, high, low_open, high_open)
+        return "a finite number" + (" " + rng if rng else "")
+
     # numpy and torch scalars expose __float__ and an ``item`` method; accept those too
     is_real = isinstance(value, (int, float)) or (
         hasattr(value, "item") and hasattr(value, "__float__")
     )
     if isinstance(value, bool) or not is_real:
-        raise fail(name, expected, value)
+        raise fail(name, expected(), value)
     number = float(value)
     if not math.isfinite(number):
-        raise fail(name, expected, value)
+        raise fail(name, expected(), value)
     if low is not None and (number < low or (low_open and number == low)):
-        raise fail(name, expected, value)
+        raise fail(name, expected(), value)
     if high is not None and (number > high or (high_open and number == high)):
-        raise fail(name, expected, value)
+        raise fail(name, expected(), value)
     return number
 
 

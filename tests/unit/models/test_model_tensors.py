@@ -65,3 +65,16 @@ def test_check_in_bounds() -> None:
     check_in_bounds(torch.tensor([0.0, 1.0 + 1e-7]), (0.0, 1.0))
     with pytest.raises(BoundsError, match=r"range from -0\.5 to 1"):
         check_in_bounds(torch.tensor([-0.5, 1.0]), (0.0, 1.0))
+
+
+def test_all_finite_survives_a_sum_that_overflows() -> None:
+    from bastion.models.tensors import all_finite
+
+    big = torch.full((4, 8), 3e38)  # every value finite, their float32 sum is not
+    assert all_finite(big)
+    assert not all_finite(torch.tensor([[1.0, float("nan")]]))
+    assert not all_finite(torch.tensor([[float("inf"), -float("inf")]]))
+    assert all_finite(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(NonFiniteError, match="1 sample"):
+        as_batch(torch.tensor([[1.0, 2.0], [float("nan"), 3e38]]), (2,))
+    assert as_batch(big, (8,)).shape == (4, 8)
