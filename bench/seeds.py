@@ -79,6 +79,20 @@ def main() -> None:
         )
 
 
+def _row(model: str, attack: str, library: str, values: list[float]) -> dict[str, Any]:
+    """One table row: the robust accuracies of one library over the seeds, summarised."""
+    return {
+        "model": model,
+        "attack": attack,
+        "library": library,
+        "seeds": len(values),
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
 def _apgd_rows(seeds: range) -> list[dict[str, Any]]:
     """APGD-CE and APGD-DLR on the 8x8 CNN, 300 digits, in every library, per seed."""
     entry = load_zoo_model("digits-cnn")
@@ -157,18 +171,7 @@ def _apgd_rows(seeds: range) -> list[dict[str, Any]]:
     for name, libraries in runs.items():
         for library, fn in libraries.items():
             values = [robust(fn(s)) for s in seeds]
-            rows.append(
-                {
-                    "model": "digits-cnn",
-                    "attack": f"{name} linf {EPSILON}, 100 steps",
-                    "library": library,
-                    "seeds": len(values),
-                    "mean": statistics.mean(values),
-                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "min": min(values),
-                    "max": max(values),
-                }
-            )
+            rows.append(_row("digits-cnn", f"{name} linf {EPSILON}, 100 steps", library, values))
             print(f"{name} · {library}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -232,18 +235,7 @@ def _dlr32_rows(seeds: range) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for library, fn in runs.items():
         values = [robust(fn(s)) for s in seeds]
-        rows.append(
-            {
-                "model": "digits32-cnn",
-                "attack": f"APGD-DLR linf {eps}, 100 steps",
-                "library": library,
-                "seeds": len(values),
-                "mean": statistics.mean(values),
-                "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                "min": min(values),
-                "max": max(values),
-            }
-        )
+        rows.append(_row("digits32-cnn", f"APGD-DLR linf {eps}, 100 steps", library, values))
         print(f"APGD-DLR 32x32 · {library}: done", file=sys.stderr, flush=True)
     return rows
 
@@ -341,18 +333,7 @@ def _pgd_rows(seeds: range) -> list[dict[str, Any]]:
     ):
         for library, fn in libraries.items():
             values = [robust(fn(s)) for s in runs]
-            rows.append(
-                {
-                    "model": "digits32-cnn",
-                    "attack": f"{label}, {start}",
-                    "library": library,
-                    "seeds": len(values),
-                    "mean": statistics.mean(values),
-                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "min": min(values),
-                    "max": max(values),
-                }
-            )
+            rows.append(_row("digits32-cnn", f"{label}, {start}", library, values))
             print(f"PGD 32x32 {start} · {library}: done", file=sys.stderr, flush=True)
     return rows
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, ClassVar, NamedTuple, Protocol, final
+from typing import Any, ClassVar, NamedTuple, final
 
 import torch
 
 from bastion.attacks import norms
+from bastion.attacks._budget import BudgetWatched, stopped_samples, watch_budget, watching
+from bastion.attacks._notes import Note, known, version
 from bastion.attacks.constraints import ActiveConstraints
 from bastion.core.constraints import FeatureConstraints
 from bastion.core.errors import AccessError, QueryBudgetExceeded, ValidationError
@@ -34,40 +33,6 @@ from bastion.models.tensors import all_finite, as_batch, as_labels, check_in_bou
 from bastion.models.torch_model import TorchModel
 
 __all__ = ["Attack", "BudgetWatched", "watch_budget"]
-
-
-class BudgetWatched(Protocol):
-    """Something that caps an attack's queries and can tell which samples the cap stopped."""
-
-    def stopped_by_budget(self) -> torch.Tensor:
-        """Per sample of the batch (bool, on the CPU): did a query budget stop its attack?"""
-        ...
-
-
-# The query trackers created while one batch of one call runs (None outside a call).
-_WATCHED: ContextVar[list[BudgetWatched] | None] = ContextVar("bastion_watched", default=None)
-
-
-def watch_budget(tracker: BudgetWatched) -> None:
-    """Register ``tracker`` with the attack call now running, if any.
-
-    `Attack.__call__` reads every registered tracker after its ``run`` returns a batch, and
-    sets `AttackResult.budget_exhausted` when a sample the attack did not win was stopped by
-    a budget. A query-limited attack gets this for free by using ``QueryTracker``.
-    """
-    watched = _WATCHED.get()
-    if watched is not None:
-        watched.append(tracker)
-
-
-@contextmanager
-def _watching() -> Iterator[list[BudgetWatched]]:
-    watched: list[BudgetWatched] = []
-    token = _WATCHED.set(watched)
-    try:
-        yield watched
-    finally:
-        _WATCHED.reset(token)
 
 
 class Attack(ABC):
@@ -109,7 +74,7 @@ class Attack(ABC):
     # The constraints of the call now running (None outside a call or without constraints).
     _constraints: ActiveConstraints | None = None
     # The labels `run` handed over for the batch now running (None when they are not used).
-    _notes: list[_Note] | None = None
+    _notes: list[Note] | None = None
 
     def __init__(self, *, epsilon: float, batch_size: int = 256, seed: int = 0) -> None:
         self.epsilon = check_number("epsilon", epsilon, low=0.0)
@@ -272,7 +237,7 @@ class Attack(ABC):
                 tb = None if targets is None else targets[start:stop].to(model.device)
                 self._notes = [] if reuse else None
                 try:
-                    with _watching() as watched:
+                    with watching() as watched:
                         adv = self.run(model, xb, yb, tb, generator).detach()
                 except QueryBudgetExceeded:
                     # The model's budget ran out inside this batch. With earlier batches
@@ -284,10 +249,10 @@ class Attack(ABC):
                 fixed = self._repair(xb, adv, model.bounds)
                 notes, self._notes = self._notes or [], None
                 if measure:
-                    known_clean.append(_known(notes, xb))
-                    known_adv.append(_known(notes, fixed))
+                    known_clean.append(known(notes, xb))
+                    known_adv.append(known(notes, fixed))
                 pieces.append(fixed.cpu())
-                stopped.append(_stopped(watched, xb.shape[0]))
+                stopped.append(stopped_samples(watched, xb.shape[0]))
         finally:
             self._constraints = None
             self._notes = None
@@ -381,7 +346,7 @@ class Attack(ABC):
             return
         if points.requires_grad:
             points = points.detach()
-        notes.append(_Note(points, labels.detach().clone(), _version(points)))
+        notes.append(Note(points, labels.detach().clone(), version(points)))
 
     def _project_step(
         self, x: torch.Tensor, adv: torch.Tensor, bounds: tuple[float, float]
@@ -410,18 +375,6 @@ class Attack(ABC):
         return f"{type(self).__name__}({args})"
 
 
-def _stopped(watched: list[BudgetWatched], n: int) -> torch.Tensor:
-    """Per sample of a batch of ``n``: did any registered tracker's budget stop it?"""
-    out = torch.zeros(n, dtype=torch.bool, device="cpu")
-    for tracker in watched:
-        mask = tracker.stopped_by_budget().cpu()
-        if mask.shape == out.shape:
-            out |= mask
-        elif bool(mask.any()):  # a tracker over some other set of rows: cannot map them
-            out[:] = True
-    return out
-
-
 class _Crafted(NamedTuple):
     """What one crafting pass hands to `Attack.__call__` (all tensors on the CPU)."""
 
@@ -438,35 +391,6 @@ class _Crafted(NamedTuple):
     # The last rows, never attacked: the model's query budget ran out in an earlier batch.
     # Their x_adv is the clean input; with no batch finished the call raises instead.
     unattacked: int = 0
-
-
-class _Note(NamedTuple):
-    points: torch.Tensor
-    labels: torch.Tensor
-    version: int
-
-
-def _version(t: torch.Tensor) -> int:
-    """The in-place modification counter of ``t`` (shared by its detached views)."""
-    return int(getattr(t, "_version", -1))
-
-
-def _known(notes: list[_Note], points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labels (int64) and a mask (bool) on the CPU of the rows of ``points`` a note covers."""
-    n = points.shape[0]
-    labels = torch.zeros(n, dtype=torch.int64, device=points.device)
-    done = torch.zeros(n, dtype=torch.bool, device=points.device)
-    for note in reversed(notes):  # the latest note first
-        if note.points.shape != points.shape or _version(note.points) != note.version:
-            continue
-        same = ~done & (note.labels >= 0)
-        if note.points is not points:
-            same &= (note.points == points).flatten(1).all(dim=1)
-        labels = torch.where(same, note.labels.to(torch.int64), labels)
-        done |= same
-        if bool(done.all()):
-            break
-    return labels.cpu(), done.cpu()
 
 
 def _json_scalar(value: Any) -> bool:
