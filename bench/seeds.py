@@ -79,6 +79,20 @@ def main() -> None:
         )
 
 
+def _robust_accuracy(
+    model: TorchModel, x: torch.Tensor, y: torch.Tensor, eps: float
+) -> Callable[[torch.Tensor], float]:
+    """Robust accuracy in percent of what a library returned, projected onto the linf ball
+    of ``eps`` around ``x`` and the input bounds first (the same for every library)."""
+
+    def robust(adv: torch.Tensor) -> float:
+        adv = torch.max(torch.min(adv.detach().float(), x + eps), x - eps).clamp(0, 1)
+        with model.counter.paused():
+            return 100 * float((model.labels(adv) == y).float().mean())
+
+    return robust
+
+
 def _row(model: str, attack: str, library: str, values: list[float]) -> dict[str, Any]:
     """One table row: the robust accuracies of one library over the seeds, summarised."""
     return {
@@ -106,10 +120,7 @@ def _apgd_rows(seeds: range) -> list[dict[str, Any]]:
     std = torch.tensor(entry.std, dtype=torch.float32).view(-1, 1, 1)
     wrapped = torch.nn.Sequential(_Normalize(mean, std), module).eval()
 
-    def robust(adv: torch.Tensor) -> float:
-        adv = torch.max(torch.min(adv.detach().float(), x + EPSILON), x - EPSILON).clamp(0, 1)
-        with model.counter.paused():
-            return 100 * float((model.labels(adv) == y).float().mean())
+    robust = _robust_accuracy(model, x, y, EPSILON)
 
     runs: dict[str, dict[str, Callable[[int], torch.Tensor]]] = {
         "APGD-CE": {
@@ -186,10 +197,7 @@ def _dlr32_rows(seeds: range) -> list[dict[str, Any]]:
     model = TorchModel(entry.model.eval(), **{**entry.adapter_options(), "batch_size": n})
     wrapped = _wrapped(entry)
 
-    def robust(adv: torch.Tensor) -> float:
-        adv = torch.max(torch.min(adv.detach().float(), x + eps), x - eps).clamp(0, 1)
-        with model.counter.paused():
-            return 100 * float((model.labels(adv) == y).float().mean())
+    robust = _robust_accuracy(model, x, y, eps)
 
     runs: dict[str, Callable[[int], torch.Tensor]] = {
         "bastion": lambda s: LinfAPGDDLRAttack(epsilon=eps, batch_size=n, seed=s).generate(
@@ -251,10 +259,7 @@ def _pgd_rows(seeds: range) -> list[dict[str, Any]]:
     model = TorchModel(entry.model.eval(), **{**entry.adapter_options(), "batch_size": SAMPLES})
     wrapped = _wrapped(entry)
 
-    def robust(adv: torch.Tensor) -> float:
-        adv = torch.max(torch.min(adv.detach().float(), x + eps), x - eps).clamp(0, 1)
-        with model.counter.paused():
-            return 100 * float((model.labels(adv) == y).float().mean())
+    robust = _robust_accuracy(model, x, y, eps)
 
     def ours(seed: int, start: bool = True) -> torch.Tensor:
         attack = LinfProjectedGradientDescentAttack(

@@ -268,12 +268,6 @@ class Attack(ABC):
             if measure:
                 known_clean.append(unknown)
                 known_adv.append(unknown)
-        none = (
-            torch.zeros(0, dtype=torch.int64, device="cpu"),
-            torch.zeros(0, dtype=torch.bool, device="cpu"),
-        )
-        clean = tuple(torch.cat(parts) for parts in zip(*known_clean, strict=True)) or none
-        adv_known = tuple(torch.cat(parts) for parts in zip(*known_adv, strict=True)) or none
         return _Crafted(
             x=xs.cpu(),
             y=ys.cpu(),
@@ -282,8 +276,8 @@ class Attack(ABC):
             threat=threat,
             queries=model.counter.count - queries_before,
             seconds=seconds,
-            clean_labels=(clean[0], clean[1]),
-            adv_labels=(adv_known[0], adv_known[1]),
+            clean_labels=_joined(known_clean),
+            adv_labels=_joined(known_adv),
             stopped=torch.cat(stopped),
             unattacked=unattacked,
         )
@@ -373,6 +367,17 @@ class Attack(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def _joined(parts: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-batch (labels, known) pairs as one pair (empty when nothing was gathered)."""
+    if not parts:
+        return (
+            torch.zeros(0, dtype=torch.int64, device="cpu"),
+            torch.zeros(0, dtype=torch.bool, device="cpu"),
+        )
+    labels, done = zip(*parts, strict=True)
+    return torch.cat(labels), torch.cat(done)
 
 
 class _Crafted(NamedTuple):

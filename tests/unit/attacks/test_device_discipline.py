@@ -15,6 +15,7 @@ from typing import ClassVar
 import pytest
 import torch
 from test_conformance import FAST
+from test_constraints import _inputs, _spec
 from torch import nn
 
 from bastion.assessment.standard import TRANSFER_ATTACKS, standard_evaluation
@@ -90,28 +91,12 @@ def test_attack_creates_no_tensor_off_its_data_device(
 
 # --- tabular inputs under FeatureConstraints --------------------------------------------------
 def _tabular() -> tuple[TorchModel, torch.Tensor, FeatureConstraints]:
-    """An untrained 7-feature, 4-class MLP on [0, 5], 8 inputs and the rules they obey."""
+    """An untrained 7-feature, 4-class MLP on [0, 5], 8 inputs and the rules they obey (the
+    inputs and rules of test_constraints)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 4))
     model = TorchModel(net.eval(), input_shape=(7,), num_classes=4, bounds=(0.0, 5.0))
-    spec = FeatureConstraints(
-        num_features=7,
-        immutable=[0],
-        integer=[1],
-        lower={2: 1.0},
-        upper={2: 4.0},
-        one_hot=[[3, 4, 5]],
-        categorical={6: [0.0, 1.5, 3.0, 4.5]},
-    )
-    g = torch.Generator().manual_seed(1)
-    n = 8
-    x = torch.rand(n, 7, generator=g) * 5
-    x[:, 1] = torch.randint(0, 6, (n,), generator=g).float()
-    x[:, 2] = 1.0 + torch.rand(n, generator=g) * 3
-    x[:, 3:6] = 0.0
-    x[torch.arange(n), 3 + torch.randint(0, 3, (n,), generator=g)] = 1.0
-    x[:, 6] = torch.tensor([0.0, 1.5, 3.0, 4.5])[torch.randint(0, 4, (n,), generator=g)]
-    return model, x, spec
+    return model, _inputs(8), _spec()
 
 
 @pytest.mark.parametrize("attack_id", sorted(ATTACKS))

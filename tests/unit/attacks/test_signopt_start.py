@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from bastion.attacks.evasion import L2SignOPTAttack, signopt
+from bastion.attacks.evasion import L2SignOPTAttack
 from bastion.attacks.evasion._blackbox import QueryTracker
 from bastion.attacks.evasion._decision import Oracle
+from bastion.attacks.evasion._signopt_start import DirectionSearch
 from bastion.core import ValidationError
 from bastion.models import TorchModel
 
@@ -39,7 +40,7 @@ def test_the_search_keeps_the_smallest_g_and_rejects_with_one_query() -> None:
     x, y = torch.zeros(2, 8), torch.zeros(2, dtype=torch.long)
     tracker = QueryTracker(model, 2, 1000, stop_at_budget=True)
     oracle = Oracle(tracker, y, None)
-    search = signopt._Start(x, oracle, torch.Generator(), (-1.0, 1.0), 100, _TOL)
+    search = DirectionSearch(x, oracle, torch.Generator(), (-1.0, 1.0), 100, _TOL)
     rows = torch.arange(2)
     offers = [
         # (sample 0, sample 1): each costs one probe, and a bisection when it is adversarial
@@ -88,7 +89,7 @@ def test_many_directions_start_nearer_than_the_first_alone(
     # of 100 can be no farther than it (the fallback to batch samples of another class is
     # switched off, so that only Gaussian directions compete). Measured on these 24 digits:
     # median start 1.60 against 3.63 from the first direction alone, at most 222 queries.
-    monkeypatch.setattr(signopt._Start, "pool", lambda *args: None)
+    monkeypatch.setattr(DirectionSearch, "pool", lambda *args: None)
     x, y = digits_batch[0][:24], digits_batch[1][:24]
     g_one, work_one, _ = _start(digits_model, x, y, None, 1)
     g_many, work_many, tracker = _start(digits_model, x, y, None)

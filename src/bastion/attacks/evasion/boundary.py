@@ -233,11 +233,16 @@ class _Steps:
         self.window.push(rows, ok)
         full, rate = self.window.full_rate(rows)
         up, down = full & (rate > 0.5), full & (rate < 0.2)
-        scale = torch.where(up, adapt, torch.where(down, 1 / adapt, 1.0))
+        scale = _scale(up, down, adapt)
         self.spherical[rows] *= scale
         self.source[rows] *= scale
         self.window.clear(rows[up | down])
 
     def towards(self, rows: torch.Tensor, rate: torch.Tensor, adapt: float) -> None:
         """Grow the step towards the input above 50 % success of a try, shrink it below 20 %."""
-        self.source[rows] *= torch.where(rate > 0.5, adapt, torch.where(rate < 0.2, 1 / adapt, 1.0))
+        self.source[rows] *= _scale(rate > 0.5, rate < 0.2, adapt)
+
+
+def _scale(up: torch.Tensor, down: torch.Tensor, adapt: float) -> torch.Tensor:
+    """``adapt`` where ``up``, ``1 / adapt`` where ``down``, else 1: the step-size update."""
+    return torch.where(up, adapt, torch.where(down, 1 / adapt, 1.0))

@@ -15,6 +15,7 @@ import torch
 from bastion.attacks.base import Attack
 from bastion.attacks.evasion._blackbox import QueryTracker, goal_met
 from bastion.attacks.evasion._decision import Oracle
+from bastion.attacks.evasion._signopt_start import DirectionSearch, bisect, point, view
 from bastion.core.threat_model import Access, Norm
 from bastion.core.validation import check_bool, check_int, check_number
 from bastion.models.base import Model
@@ -30,107 +31,8 @@ _INIT_TOL = 1e-3
 _INIT_TOL_TARGETED = 1e-5
 
 
-def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.view(-1, *([1] * (like.dim() - 1)))
-
-
 def _unit(t: torch.Tensor) -> torch.Tensor:
-    return t / _view(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
-
-
-def _point(
-    x: torch.Tensor, theta: torch.Tensor, lam: torch.Tensor, bounds: tuple[float, float]
-) -> torch.Tensor:
-    return (x + _view(lam, x) * theta).clamp(*bounds)
-
-
-def _bisect(
-    x: torch.Tensor,
-    theta: torch.Tensor,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-    tol: torch.Tensor | float,
-    idx: torch.Tensor,
-    oracle: Oracle,
-    bounds: tuple[float, float],
-) -> torch.Tensor:
-    """Bisect each ray ``x + lam * theta`` between ``lo`` (not adversarial) and ``hi``
-    (adversarial) until ``hi - lo <= tol`` or the sample's queries run out; returns ``hi``."""
-    lo, hi = lo.clone(), hi.clone()
-    rows = torch.arange(x.shape[0], device=x.device)
-    while True:
-        live = rows[(hi - lo) > tol]
-        live = live[torch.isin(idx[live], oracle.tracker.afford(idx[live]))]
-        if live.numel() == 0:
-            return hi
-        mid = (hi[live] + lo[live]) / 2
-        still = oracle(_point(x[live], theta[live], mid, bounds), idx[live])
-        hi[live] = torch.where(still, mid, hi[live])
-        lo[live] = torch.where(still, lo[live], mid)
-
-
-class _Start:
-    """The search for the initial directions of one batch (see `L2SignOPTAttack`): the best
-    unit direction ``theta`` of each sample so far and its ``g`` (inf while none is found)."""
-
-    def __init__(
-        self,
-        x: torch.Tensor,
-        oracle: Oracle,
-        generator: torch.Generator,
-        bounds: tuple[float, float],
-        directions: int,
-        tol: float,
-    ) -> None:
-        self.x, self.oracle, self.generator, self.bounds = x, oracle, generator, bounds
-        self.directions, self.tol = directions, tol
-        self.theta = torch.zeros_like(x)
-        self.g = torch.full((x.shape[0],), float("inf"), device=x.device)
-
-    def noise(self, rows: torch.Tensor) -> None:
-        """Offer the samples ``rows`` Gaussian directions, ``directions`` each."""
-        low, high = self.bounds
-        for _ in range(self.directions):
-            if rows.numel() == 0:
-                break
-            shape = (rows.numel(), *self.x.shape[1:])
-            d = torch.randn(shape, generator=self.generator, device=self.x.device)
-            rows = self.offer(rows, d * (high - low))
-
-    def pool(self, rows: torch.Tensor, fits: torch.Tensor) -> None:
-        """Offer each sample of ``rows`` the directions to up to ``directions`` batch samples
-        ``j`` with ``fits[row, j]``, in random order."""
-        if rows.numel() == 0:
-            return
-        fits = fits[rows]
-        noise = torch.rand(fits.shape, generator=self.generator, device=self.x.device)
-        order = (noise + fits).argsort(dim=1, descending=True)
-        left = fits.sum(dim=1)
-        for j in range(min(self.directions, int(left.max()))):
-            have = left > j
-            live = rows[have]
-            paid = self.offer(live, self.x[order[have, j]] - self.x[live])
-            left[have & ~torch.isin(rows, paid)] = 0  # out of queries for good
-
-    def offer(self, rows: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        """Offer each sample of ``rows`` (batch indices) its row of ``d``: one query at
-        ``min(|d|, g)``; if adversarial, bisection from 0 to ``tol``, kept where the result
-        is below ``g``. Returns the rows that could pay for the probe."""
-        x, bounds = self.x, self.bounds
-        length = d.flatten(1).norm(dim=1).clamp_min(1e-12)
-        paid = self.oracle.tracker.afford(rows)
-        keep = torch.isin(rows, paid)
-        if not bool(keep.any()):
-            return paid
-        rows, unit = rows[keep], d[keep] / _view(length[keep], d)
-        lam = torch.minimum(length[keep], self.g[rows])
-        hit = self.oracle(_point(x[rows], unit, lam, bounds), rows)
-        rows, unit, lam = rows[hit], unit[hit], lam[hit]
-        zero = torch.zeros_like(lam)
-        found = _bisect(x[rows], unit, zero, lam, self.tol, rows, self.oracle, bounds)
-        better = found < self.g[rows]
-        self.theta[rows[better]], self.g[rows[better]] = unit[better], found[better]
-        return paid
+    return t / view(t.flatten(1).norm(dim=1).clamp_min(1e-12), t)
 
 
 class L2SignOPTAttack(Attack):
@@ -262,7 +164,7 @@ class L2SignOPTAttack(Attack):
             work = work[beta[work] >= 1e-8]
         best = x.clone()
         done = torch.isfinite(g)
-        best[done] = _point(x[done], theta[done], g[done], model.bounds)
+        best[done] = point(x[done], theta[done], g[done], model.bounds)
         return best
 
     def _start(
@@ -278,7 +180,7 @@ class L2SignOPTAttack(Attack):
         samples to attack."""
         n, dev = x.shape[0], x.device
         tol = (_INIT_TOL if target is None else _INIT_TOL_TARGETED) * (bounds[1] - bounds[0])
-        search = _Start(x, oracle, generator, bounds, self.init_directions, tol)
+        search = DirectionSearch(x, oracle, generator, bounds, self.init_directions, tol)
         asked = oracle.tracker.afford(torch.arange(n, device=dev))
         if asked.numel() == 0:
             return search.theta, search.g, asked
@@ -330,7 +232,7 @@ class L2SignOPTAttack(Attack):
             hit[used] = oracle.many(probe[used], idx[owner], idx[asked], count[asked].cpu())
             sign = torch.where(hit, -1.0, 1.0) * used
             total += (sign.view(m, b, *trail) * u).sum(dim=1)
-        return total / _view(size_dev.to(x.dtype), x)
+        return total / view(size_dev.to(x.dtype), x)
 
     def _line_search(
         self,
@@ -352,7 +254,7 @@ class L2SignOPTAttack(Attack):
         for _ in range(_LINE_TRIES):  # grow while g keeps falling
             if rows.numel() == 0:
                 break
-            cand = _unit(theta[rows] - _view(alpha[rows], x) * grad[rows])
+            cand = _unit(theta[rows] - view(alpha[rows], x) * grad[rows])
             cand_g = self._local_search(
                 x[rows], cand, best_g[rows], tol[rows], idx[rows], oracle, bounds
             )
@@ -365,7 +267,7 @@ class L2SignOPTAttack(Attack):
             if rows.numel() == 0:
                 break
             alpha[rows] *= 0.25
-            cand = _unit(theta[rows] - _view(alpha[rows], x) * grad[rows])
+            cand = _unit(theta[rows] - view(alpha[rows], x) * grad[rows])
             cand_g = self._local_search(
                 x[rows], cand, g[rows], tol[rows], idx[rows], oracle, bounds
             )
@@ -392,7 +294,7 @@ class L2SignOPTAttack(Attack):
         rows = torch.isin(idx, sel).nonzero().squeeze(1)
         if rows.numel() == 0:
             return out
-        hit = oracle(_point(x[rows], theta[rows], ref[rows], bounds), idx[rows])
+        hit = oracle(point(x[rows], theta[rows], ref[rows], bounds), idx[rows])
         rows = rows[hit]
         hi = ref.clone()
         lo = ref * 0.99
@@ -402,11 +304,11 @@ class L2SignOPTAttack(Attack):
             live = live[torch.isin(idx[live], sel)]
             if live.numel() == 0:
                 break
-            still = oracle(_point(x[live], theta[live], lo[live], bounds), idx[live])
+            still = oracle(point(x[live], theta[live], lo[live], bounds), idx[live])
             hi[live[still]] = lo[live[still]]
             lo[live[still]] *= 0.99
             live = live[still]
-        out[rows] = _bisect(
+        out[rows] = bisect(
             x[rows], theta[rows], lo[rows], hi[rows], tol[rows], idx[rows], oracle, bounds
         )
         return out
